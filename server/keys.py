@@ -1,0 +1,70 @@
+"""Every Redis key and channel name giftcast uses, in one place.
+
+Keys carry a hash tag naming the user they belong to, `{u:<user_id>}`, so that on Redis
+Cluster every key a script touches for one user lands in one slot. A creator's live room is
+tagged with the creator's own tag: the room's totals, ranking, history and channel live in the
+same slot as the creator's diamond balance, so crediting a gift to a creator and publishing it
+to the room is one single-slot script. Orders are tagged with their buyer.
+
+    wallet:{u:ID}                 hash   coins, diamonds                      (balances)
+    ledger:{u:ID}                 stream one entry per balance movement (never trimmed)
+    idem:{u:ID}:KEY               string msgpack {fp, result} of a gift, TTL >= 24 h
+    order:{u:ID}:ORDER            hash   a recharge order and its state
+    orders:{u:ID}                 zset   the user's order ids by creation time
+    providerref:{u:ID}:REF        string provider payment id -> order (exactly-once credit)
+    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
+    live:{u:ID}:top               zset   top gifters of the current live, by coins
+    live:{u:ID}:history           stream the room's recent events, for resume
+    room:{u:ID}                   channel the room's events (pub/sub)
+"""
+
+from __future__ import annotations
+
+
+def tag(user_id: str) -> str:
+    return "{u:" + user_id + "}"
+
+
+def wallet(user_id: str) -> str:
+    return "wallet:" + tag(user_id)
+
+
+def ledger(user_id: str) -> str:
+    return "ledger:" + tag(user_id)
+
+
+def idempotency(user_id: str, key: str) -> str:
+    return "idem:" + tag(user_id) + ":" + key
+
+
+def order(user_id: str, order_id: str) -> str:
+    return "order:" + tag(user_id) + ":" + order_id
+
+
+def orders(user_id: str) -> str:
+    return "orders:" + tag(user_id)
+
+
+def provider_ref(user_id: str, ref: str) -> str:
+    return "providerref:" + tag(user_id) + ":" + ref
+
+
+def live(creator_id: str) -> str:
+    return "live:" + tag(creator_id)
+
+
+def live_top(creator_id: str) -> str:
+    return "live:" + tag(creator_id) + ":top"
+
+
+def live_history(creator_id: str) -> str:
+    return "live:" + tag(creator_id) + ":history"
+
+
+def room_channel(creator_id: str) -> str:
+    return "room:" + tag(creator_id)
+
+
+def room_of_channel(channel: str) -> str:
+    """Inverse of `room_channel`: the creator id a room channel belongs to."""
+    return channel[len("room:{u:") : -1]

