@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
 
-# Development run: dev tokens on (POST /dev/tokens), embedded Valkey under ./var unless REDIS_URL is set.
+# Development run: dev tokens and the sandbox checkout on, embedded Valkey under ./var unless
+# REDIS_URL is set.
 run: $(STAMP)
-	GIFTCAST_DEV_TOKENS=$${GIFTCAST_DEV_TOKENS:-1} $(PY) -m server serve
+	GIFTCAST_DEV_TOKENS=$${GIFTCAST_DEV_TOKENS:-1} GIFTCAST_SANDBOX_PAYMENTS=$${GIFTCAST_SANDBOX_PAYMENTS:-1} \
+		$(PY) -m server serve
 
 test: $(STAMP)
 	$(PY) -m pytest -m 'not slow'

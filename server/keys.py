@@ -11,7 +11,6 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     idem:{u:ID}:KEY               string msgpack {fp, result} of a gift, TTL >= 24 h
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
-    providerref:{u:ID}:REF        string provider payment id -> order (exactly-once credit)
     live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
@@ -43,10 +42,6 @@ def order(user_id: str, order_id: str) -> str:
 
 def orders(user_id: str) -> str:
     return "orders:" + tag(user_id)
-
-
-def provider_ref(user_id: str, ref: str) -> str:
-    return "providerref:" + tag(user_id) + ":" + ref
 
 
 def live(creator_id: str) -> str:

@@ -43,11 +43,14 @@ class CreditResult:
     replay: bool
 
 
+_INT_FIELDS = frozenset({"coins", "bonus_coins", "price", "created_at", "paid_at", "failed_at"})
+
+
 def _decode(row: dict[bytes, bytes]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in row.items():
-        text = value.decode()
-        out[name.decode()] = int(text) if text.lstrip("-").isdigit() else text
+        field = name.decode()
+        out[field] = int(value) if field in _INT_FIELDS else value.decode()
     return out
 
 

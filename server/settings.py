@@ -30,13 +30,15 @@ class Settings:
     token_secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
     token_ttl_s: int = 3600
     dev_tokens: bool = False
+    # Mount the sandbox payment provider's checkout (POST /sandbox/checkout/{order}). Development
+    # and tests only: it pays orders without real money.
+    sandbox_payments: bool = False
     # HMAC key shared with the payment provider for signed webhooks.
     webhook_secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
     webhook_tolerance_s: int = 300
     # Base URL the sandbox provider calls back (the webhook target). None: this server itself.
     public_url: str | None = None
     catalog_path: Path | None = None
-    region: str = "US"
     diamond_rate_bp: int = 10_000  # diamonds per coin, in basis points (10_000 = 1:1)
     gift_max_count: int = 9_999
     idempotency_ttl_s: int = 48 * 3600
@@ -60,6 +62,14 @@ class Settings:
                 continue
             values[field.name] = _parse(field.name, name, raw, field.type)
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.idempotency_ttl_s < 24 * 3600:
+            raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
+        if not 0 <= self.diamond_rate_bp <= 1_000_000:
+            raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
+        if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
+            raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -95,11 +105,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "token_secret": ("GIFTCAST_TOKEN_SECRET", "HMAC key for bearer tokens (random per start if unset)"),
     "token_ttl_s": ("GIFTCAST_TOKEN_TTL_S", "lifetime of minted tokens, seconds"),
     "dev_tokens": ("GIFTCAST_DEV_TOKENS", "enable POST /dev/tokens (development only)"),
+    "sandbox_payments": ("GIFTCAST_SANDBOX_PAYMENTS", "enable the sandbox checkout that pays orders for free (development only)"),
     "webhook_secret": ("GIFTCAST_WEBHOOK_SECRET", "HMAC key shared with the payment provider"),
     "webhook_tolerance_s": ("GIFTCAST_WEBHOOK_TOLERANCE_S", "max age of a webhook timestamp, seconds"),
     "public_url": ("GIFTCAST_PUBLIC_URL", "base URL the sandbox provider calls back"),
     "catalog_path": ("GIFTCAST_CATALOG", "catalog TOML file (default: the bundled one)"),
-    "region": ("GIFTCAST_REGION", "default pricing region"),
     "diamond_rate_bp": ("GIFTCAST_DIAMOND_RATE_BP", "diamonds per coin in basis points"),
     "gift_max_count": ("GIFTCAST_GIFT_MAX_COUNT", "largest count in one gift frame"),
     "idempotency_ttl_s": ("GIFTCAST_IDEMPOTENCY_TTL_S", "how long idempotency keys are kept (>= 24 h)"),

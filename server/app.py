@@ -1,0 +1,72 @@
+"""The application: builds every service at start-up and tears it down at shutdown.
+
+`create_app(settings)` returns the Starlette app for HTTP. WebSocket upgrades on the same port
+never reach Starlette: uvicorn hands them to `ws_transport.WebSocketTransport`, which finds
+the shared `Services` in the lifespan state under ``"giftcast"`` (see docs/fanout.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+
+from server.broker import RedisBroker
+from server.catalog import load_catalog
+from server.gifting import GiftService
+from server.http_api import exception_handlers, routes
+from server.hub import RoomHub
+from server.live_store import LiveStore
+from server.order_store import OrderStore
+from server.payments import WEBHOOK_PATH, SandboxProvider
+from server.redis_runtime import RedisRuntime
+from server.scripts import Scripts
+from server.services import Services
+from server.settings import Settings
+from server.wallet_store import WalletStore
+
+__all__ = ["create_app", "webhook_url"]
+
+log = logging.getLogger("giftcast")
+
+
+def webhook_url(settings: Settings) -> str:
+    """Where the sandbox provider delivers payment webhooks: this server unless told otherwise."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + WEBHOOK_PATH
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}{WEBHOOK_PATH}"
+
+
+def create_app(settings: Settings) -> Starlette:
+    catalog = load_catalog(settings.catalog_path)  # a bad catalog stops the server before it listens
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with RedisRuntime(settings) as runtime:
+            client = runtime.client
+            scripts = Scripts.register(client)
+            hub = RoomHub(settings)
+            broker = RedisBroker(client, hub)
+            hub.attach_broker(broker)
+            await broker.start()
+            sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
+            wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
+                                  history_len=settings.room_history_len)
+            services = Services(
+                settings=settings, catalog=catalog, redis=client, wallets=wallets,
+                orders=OrderStore(client, scripts),
+                lives=LiveStore(client, scripts, history_len=settings.room_history_len),
+                gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
+                hub=hub, sandbox=sandbox,
+            )
+            try:
+                yield {"services": services, "giftcast": services}
+            finally:
+                await sandbox.aclose()
+                await broker.stop()
+
+    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -1,0 +1,248 @@
+"""HTTP API (Starlette): wallets, catalogs, orders, live rooms, ledger, webhooks, health.
+
+Public: health, the catalogs, a room's public state (what its overlay shows anyway), the
+payment webhook (authenticated by its signature) and, in development only, /dev/tokens. Every
+other route needs a bearer token, and a user only ever sees their own wallet, orders and ledger
+(admins may read anyone's wallet). Errors are the error
+tree's leaves, rendered as ``{"error": {"code", "message"}}`` with the leaf's status.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.auth import Principal, Role, check_user_id, mint_token
+from server.economy import recharge_credit
+from server.errors import (
+    BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
+)
+from server.order_store import PAYMENT_METHODS, buyer_of
+from server.payments import WEBHOOK_PATH, handle_payment_webhook
+from server.services import Services, bearer_token
+
+__all__ = ["routes", "exception_handlers"]
+
+MAX_BODY = 64 * 1024
+
+
+def _services(request: Request) -> Services:
+    return request.state.services
+
+
+def _principal(request: Request) -> Principal:
+    token = bearer_token(request.headers.get("authorization"), request.query_params.get("token"))
+    return _services(request).authenticate(token)
+
+
+def _require_role(principal: Principal, *roles: Role) -> None:
+    if principal.role not in roles:
+        raise Forbidden(f"a {principal.role} token cannot do this")
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise BadRequest("request body too large")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidField(f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        ready = bool(await _services(request).redis.ping())
+    except (RedisError, OSError):
+        ready = False
+    return JSONResponse({"status": "ok" if ready else "unavailable"}, status_code=200 if ready else 503)
+
+
+async def dev_tokens(request: Request) -> Response:
+    """Development only (GIFTCAST_DEV_TOKENS=1): mint a token for any user and role."""
+    services = _services(request)
+    if not services.settings.dev_tokens:
+        raise NotFound("dev tokens are disabled")
+    data = await _json_body(request)
+    now = int(time.time())
+    ttl = services.settings.token_ttl_s
+    token = mint_token(services.settings.token_secret, check_user_id(data.get("user_id")),
+                       data.get("role", "viewer"), now=now, ttl_s=ttl)
+    return JSONResponse({"token": token, "expires_at": now + ttl}, status_code=201)
+
+
+async def _wallet(request: Request, user_id: str) -> Response:
+    balances = await _services(request).wallets.balances(check_user_id(user_id))
+    return JSONResponse({"user_id": user_id, "coins": balances.coins, "diamonds": balances.diamonds})
+
+
+async def my_wallet(request: Request) -> Response:
+    principal = _principal(request)
+    if not principal.can_read_wallet:
+        raise Forbidden("an overlay token cannot read the wallet")
+    return await _wallet(request, principal.user_id)
+
+
+async def admin_wallet(request: Request) -> Response:
+    _require_role(_principal(request), "admin")
+    return await _wallet(request, request.path_params["user_id"])
+
+
+async def ledger(request: Request) -> Response:
+    principal = _principal(request)
+    if not principal.can_read_wallet:
+        raise Forbidden("an overlay token cannot read the ledger")
+    before = request.query_params.get("before")
+    if before is not None and not all(part.isdigit() for part in before.split("-", 1)):
+        raise InvalidField("before must be a ledger entry id")
+    entries = await _services(request).wallets.ledger(
+        principal.user_id, limit=_int_param(request, "limit", 50, 1, 500), before=before)
+    return JSONResponse({"user_id": principal.user_id, "entries": entries})
+
+
+async def bundles(request: Request) -> Response:
+    catalog = _services(request).catalog
+    return JSONResponse({"bundles": catalog.bundles_for(request.query_params.get("region"))})
+
+
+async def gifts(request: Request) -> Response:
+    return JSONResponse({"gifts": _services(request).catalog.gift_list()})
+
+
+async def create_order(request: Request) -> Response:
+    principal = _principal(request)
+    if not principal.can_spend:
+        raise Forbidden(f"a {principal.role} token cannot buy coins")
+    services = _services(request)
+    data = await _json_body(request)
+    bundle = services.catalog.bundle(data.get("bundle_id"))
+    method = data.get("method", "card")
+    if method not in PAYMENT_METHODS:
+        raise InvalidField(f"method must be one of {', '.join(PAYMENT_METHODS)}")
+    region = data.get("region")
+    if region is not None and not isinstance(region, str):
+        raise InvalidField("region must be a region code")
+    credit = recharge_credit(services.catalog, bundle, region)
+    order = await services.orders.create(principal.user_id, bundle, credit, method)
+    order["checkout_url"] = f"/sandbox/checkout/{order['id']}"
+    return JSONResponse(order, status_code=201)
+
+
+async def _own_order(request: Request) -> dict[str, Any]:
+    principal = _principal(request)
+    order_id = request.path_params["order_id"]
+    if not principal.can_read_wallet or (buyer_of(order_id) != principal.user_id and principal.role != "admin"):
+        raise UnknownOrder(f"no order {order_id!r}")  # not Forbidden: do not confirm it exists
+    return await _services(request).orders.get(order_id)
+
+
+async def get_order(request: Request) -> Response:
+    return JSONResponse(await _own_order(request))
+
+
+async def list_orders(request: Request) -> Response:
+    principal = _principal(request)
+    if not principal.can_read_wallet:
+        raise Forbidden("an overlay token cannot read orders")
+    return JSONResponse({"orders": await _services(request).orders.list(principal.user_id)})
+
+
+async def sandbox_checkout(request: Request) -> Response:
+    """The sandbox provider's checkout: pay (or decline) an order; the webhook follows."""
+    if not _services(request).settings.sandbox_payments:
+        raise NotFound("the sandbox payment provider is disabled")
+    order = await _own_order(request)
+    if order["status"] not in ("pending", "failed"):
+        raise OrderState(f"order is {order['status']}")
+    data = await _json_body(request)
+    outcome = data.get("outcome", "succeed")
+    deliveries = data.get("deliveries", 1)
+    if outcome not in ("succeed", "decline") or type(deliveries) is not int or not 1 <= deliveries <= 5:
+        raise InvalidField("outcome is succeed or decline; deliveries is 1 to 5")
+    payment_id = _services(request).sandbox.charge(
+        order, method=data.get("method", order["method"]), succeed=outcome == "succeed", deliveries=deliveries)
+    return JSONResponse({"payment_id": payment_id, "order_id": order["id"]}, status_code=202)
+
+
+async def payment_webhook(request: Request) -> Response:
+    services = _services(request)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise BadRequest("request body too large")
+    result = await handle_payment_webhook(
+        services.orders, secret=services.settings.webhook_secret,
+        tolerance_s=services.settings.webhook_tolerance_s,
+        header=request.headers.get("giftcast-signature"), body=body, now=int(time.time()))
+    return JSONResponse(result)
+
+
+async def set_live(request: Request) -> Response:
+    principal = _principal(request)
+    _require_role(principal, "creator")
+    status = "open" if request.url.path.endswith("/open") else "closed"
+    state = await _services(request).lives.set_state(principal.user_id, status)
+    return JSONResponse({"room": principal.user_id, "status": state.status, "live_id": state.live_id,
+                         "seq": state.seq, "changed": state.changed})
+
+
+async def room(request: Request) -> Response:
+    creator = check_user_id(request.path_params["creator_id"])
+    services = _services(request)
+    snapshot = await services.lives.snapshot(creator)
+    snapshot["viewers"] = services.hub.members(creator)
+    return JSONResponse(snapshot)
+
+
+async def giftcast_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GiftcastError)
+    return JSONResponse({"error": exc.to_wire()}, status_code=exc.status)
+
+
+async def redis_error(request: Request, exc: Exception) -> Response:
+    return await giftcast_error(request, Unavailable("storage unavailable; retry"))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+
+
+routes = [
+    Route("/healthz", healthz),
+    Route("/dev/tokens", dev_tokens, methods=["POST"]),
+    Route("/v1/catalog/bundles", bundles),
+    Route("/v1/catalog/gifts", gifts),
+    Route("/v1/me/wallet", my_wallet),
+    Route("/v1/me/ledger", ledger),
+    Route("/v1/me/orders", list_orders),
+    Route("/v1/orders", create_order, methods=["POST"]),
+    Route("/v1/orders/{order_id}", get_order),
+    Route("/v1/live/open", set_live, methods=["POST"]),
+    Route("/v1/live/close", set_live, methods=["POST"]),
+    Route("/v1/rooms/{creator_id}", room),
+    Route("/v1/admin/users/{user_id}/wallet", admin_wallet),
+    Route(WEBHOOK_PATH, payment_webhook, methods=["POST"]),
+    Route("/sandbox/checkout/{order_id}", sandbox_checkout, methods=["POST"]),
+]
+
+exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, HTTPException: http_error}

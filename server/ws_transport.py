@@ -1,0 +1,408 @@
+"""giftcast's uvicorn WebSocket protocol class: websockets' Sans-I/O `ServerProtocol` driven
+straight on the asyncio transport. There is no ASGI on the WebSocket path (docs/fanout.md).
+
+Use it with `uvicorn.Config(app, ws=WebSocketTransport)`. The ASGI app's lifespan puts the
+session gateway in its state under "giftcast"; uvicorn hands that state to us as `app_state`.
+The gateway contract (the real one is server/session.py):
+
+    gateway.settings: Settings
+    gateway.open_session(request_headers: Headers, query: dict[str, str],
+                         connection: Connection) -> handler     # sync; may raise GiftcastError
+    handler.on_message(message: bytes | str) -> Awaitable[None]
+    handler.on_close() -> None | Awaitable[None]
+
+Handshake: only `/ws` (anything else: 404). Subprotocols `giftcast.msgpack.v1` (also the default
+when the client offers none) and `giftcast.json.v1` pick `Connection.fmt` before `open_session`
+runs; offering only unknown ones gets 400. `open_session` authenticates (`request_token()`
+extracts `Authorization: Bearer` or `?token=`) and checks Origin; its `GiftcastError` becomes
+the HTTP response: Unauthorized → 401, Forbidden → 403, server-side (5xx) errors keep their
+status, anything else → 400; the body is `{"error": {"code", "message"}}`.
+
+Inbound: messages larger than `settings.max_frame_bytes` close the connection with 1009
+(websockets enforces it, across fragments too). Fragmented messages are reassembled; text must
+be UTF-8 (else 1007). Each complete message (bytes for binary, str for text) runs
+`handler.on_message` in its own task, at most `max_inflight` at once; while at the limit,
+reading from the socket is paused. Tasks start in arrival order and may finish in any order.
+
+End: a disconnect cancels no handler task (they move money); `handler.on_close()` is called once
+after the in-flight ones finish. Messages read but not yet started when the socket is lost are
+dropped: the client never got an answer and retries with its idempotency key.
+
+Heartbeat: a ping every `ping_interval_s`; no pong within `ping_timeout_s` → close 1011.
+Shutdown: uvicorn calls `shutdown()` on SIGTERM: reading stops, in-flight handlers finish,
+then close 1012 ("service restart", reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol as TypingProtocol, cast
+from urllib.parse import parse_qsl
+
+from websockets.datastructures import Headers, MultipleValuesError
+from websockets.exceptions import NegotiationError
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import CONNECTING, OPEN
+from websockets.server import ServerProtocol
+
+from server.connection import (
+    CLOSE_INTERNAL_ERROR, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
+)
+from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, Unauthorized, Unavailable
+from server.settings import Settings
+
+__all__ = [
+    "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "SUBPROTOCOLS", "WS_PATH",
+    "SessionGateway", "SessionHandler", "WebSocketTransport", "request_token",
+]
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
+PING_INTERVAL_S = 20.0
+PING_TIMEOUT_S = 20.0
+MAX_INFLIGHT = 16
+# Offered subprotocol → Connection.fmt, in order of preference.
+SUBPROTOCOLS = {"giftcast.msgpack.v1": "msgpack", "giftcast.json.v1": "json"}
+DEFAULT_FORMAT = "msgpack"
+
+
+class SessionHandler(TypingProtocol):
+    def on_message(self, message: bytes | str) -> Awaitable[None]: ...
+    def on_close(self) -> Awaitable[None] | None: ...
+
+
+class SessionGateway(TypingProtocol):
+    settings: Settings
+
+    def open_session(
+        self, request_headers: Headers, query: dict[str, str], connection: Connection
+    ) -> SessionHandler: ...
+
+
+def request_token(headers: Headers, query: dict[str, str]) -> str | None:
+    """The bearer token of a handshake: `Authorization: Bearer <t>`, else `?token=`."""
+    try:
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+    except LookupError:  # several Authorization headers: ambiguous, so none
+        return None
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return query.get("token") or None
+
+
+def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
+    if not offered:
+        return None  # no header in the response; Connection.fmt stays the default
+    for name in SUBPROTOCOLS:
+        if name in offered:
+            return name
+    raise NegotiationError("unsupported subprotocol; expected one of " + ", ".join(SUBPROTOCOLS))
+
+
+class WebSocketTransport(asyncio.Protocol):
+    """One WebSocket connection: handshake, inbound messages, heartbeat, shutdown.
+
+    The send side lives in `self.connection` (server/connection.py). Class attributes are the
+    knobs tests override in a subclass.
+    """
+
+    ping_interval_s: float = PING_INTERVAL_S
+    ping_timeout_s: float = PING_TIMEOUT_S
+    max_inflight: int = MAX_INFLIGHT
+    close_timeout_s: float = CLOSE_TIMEOUT_S
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = _loop or asyncio.get_running_loop()
+        self._server_connections: set[Any] = server_state.connections
+        self._server_tasks: set[asyncio.Task[Any]] = server_state.tasks
+        self._gateway: SessionGateway | None = app_state.get("giftcast")
+        settings = getattr(self._gateway, "settings", None)
+        self._settings = settings if isinstance(settings, Settings) else Settings()
+        self.protocol = ServerProtocol(
+            select_subprotocol=_select_subprotocol,
+            max_size=self._settings.max_frame_bytes,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.connection: Connection | None = None
+        self.handler: SessionHandler | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._backlog: deque[bytes | str] = deque()  # read, waiting for an in-flight slot
+        self._fragments: list[bytes] = []
+        self._fragment_opcode: Opcode | None = None
+        self._reading_paused = False
+        self._shutting_down = False
+        self._lost = False
+        self._on_close_called = False
+        # One timer per connection: either "send the next ping" or "the pong is overdue".
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._ping_payload: bytes | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = transport
+        self.connection = Connection(
+            transport, self.protocol, self._settings, close_timeout_s=self.close_timeout_s
+        )
+        self._server_connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.connection is not None
+        self.protocol.receive_data(data)
+        events = self.protocol.events_received()
+        self.connection.write_protocol_output()  # pongs, close echo, 1009/1002 closes, EOF
+        for event in events:
+            if isinstance(event, Frame):
+                self._handle_frame(event)
+            elif isinstance(event, Request):
+                self._handle_request(event)
+
+    def eof_received(self) -> None:
+        assert self.connection is not None
+        self.protocol.receive_eof()
+        self.connection.write_protocol_output()
+        # Returning None closes the transport: after EOF a WebSocket endpoint never writes.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self.protocol.receive_eof()  # idempotent; guarantees the protocol state is CLOSED
+        self._stop_heartbeat()
+        self._backlog.clear()
+        self._fragments = []
+        if self.connection is not None:
+            self.connection.connection_lost()
+        self._server_connections.discard(self)
+        if not self._inflight:
+            self._call_on_close()
+
+    # pause_writing/resume_writing: no-ops on purpose. Senders never wait for the transport;
+    # Connection bounds the buffer itself and cuts the client instead (4008).
+
+    # -- handshake --------------------------------------------------------------------------
+
+    def _handle_request(self, request: Request) -> None:
+        assert self.connection is not None
+        path, _, query_string = request.path.partition("?")
+        if path != WS_PATH:
+            self._reject(NotFound("no WebSocket endpoint at this path"))
+            return
+        response = self.protocol.accept(request)
+        if response.status_code != 101:
+            self._send_response(response)
+            return
+        self.connection.fmt = SUBPROTOCOLS.get(self.protocol.subprotocol or "", DEFAULT_FORMAT)
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+        try:
+            if self._gateway is None:
+                raise RuntimeError('no session gateway: app state has no "giftcast"')
+            handler = self._gateway.open_session(request.headers, query, self.connection)
+        except MultipleValuesError as exc:  # e.g. two Origin headers: ambiguous
+            self._reject(BadRequest(f"duplicate header {exc}"))
+            return
+        except GiftcastError as exc:
+            if exc.status >= 500:
+                log.error("WebSocket handshake failed: %s", exc.message)
+            self._reject(exc)
+            return
+        except Exception:
+            log.exception("open_session failed")
+            self._reject(GiftcastError())
+            return
+        self.handler = handler
+        self._send_response(response)
+        self.connection.mark_open()
+        self._schedule_ping()
+
+    def _reject(self, error: GiftcastError) -> None:
+        if isinstance(error, Unauthorized):
+            status = 401
+        elif isinstance(error, Forbidden):
+            status = 403
+        elif error.status >= 500 or error.status == 404:
+            status = error.status
+        else:
+            status = 400
+        response = self.protocol.reject(status, json.dumps({"error": error.to_wire()}))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        self._send_response(response)
+
+    def _send_response(self, response: Response) -> None:
+        assert self.connection is not None
+        self.protocol.send_response(response)
+        self.connection.write_protocol_output()
+
+    # -- inbound messages ---------------------------------------------------------------------
+
+    def _handle_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if frame.fin:
+                self._message(opcode, frame.data)
+            else:
+                self._fragment_opcode = opcode
+                self._fragments = [frame.data]
+        elif opcode is Opcode.CONT:
+            # The protocol guarantees a started message and enforces max_size across fragments.
+            self._fragments.append(frame.data)
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                assert self._fragment_opcode is not None
+                self._message(self._fragment_opcode, data)
+        elif opcode is Opcode.PONG:
+            self._pong_received(frame.data)
+        elif opcode is Opcode.CLOSE:
+            self._stop_heartbeat()
+        # PING: the protocol queued the pong; data_received already wrote it.
+
+    def _message(self, opcode: Opcode, data: bytes) -> None:
+        assert self.connection is not None
+        if self.protocol.state is not OPEN or self.handler is None:
+            return  # after our close frame: the client will resend after reconnecting
+        message: bytes | str
+        if opcode is Opcode.TEXT:
+            try:
+                message = data.decode()
+            except UnicodeDecodeError:
+                self.connection.fail(1007, "invalid UTF-8")
+                return
+        else:
+            message = bytes(data)
+        if len(self._inflight) < self.max_inflight:
+            self._start_handler(message)
+        else:
+            self._backlog.append(message)
+        self._update_reading()
+
+    def _start_handler(self, message: bytes | str) -> None:
+        task = self._loop.create_task(self._run_handler(message))
+        self._inflight.add(task)
+        self._server_tasks.add(task)  # uvicorn waits for these on graceful shutdown
+        task.add_done_callback(self._handler_done)
+
+    async def _run_handler(self, message: bytes | str) -> None:
+        assert self.handler is not None
+        try:
+            await self.handler.on_message(message)
+        except Exception:
+            # The session layer turns GiftcastError into error frames; this is a bug there.
+            log.exception("WebSocket message handler failed")
+
+    def _handler_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._server_tasks.discard(task)
+        while self._backlog and len(self._inflight) < self.max_inflight:
+            self._start_handler(self._backlog.popleft())
+        if self._inflight:
+            self._update_reading()
+        elif self._lost:
+            self._call_on_close()
+        elif self._shutting_down:
+            self._close_for_restart()
+        else:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause reading at the in-flight limit or while draining for shutdown; resume otherwise."""
+        assert self.transport is not None
+        busy = len(self._inflight) >= self.max_inflight or bool(self._backlog)
+        draining = self._shutting_down and self.protocol.state is OPEN
+        pause = busy or draining
+        if pause == self._reading_paused or self.transport.is_closing():
+            return
+        self._reading_paused = pause
+        if pause:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def _call_on_close(self) -> None:
+        if self._on_close_called or self.handler is None:
+            return
+        self._on_close_called = True
+        try:
+            result = self.handler.on_close()
+        except Exception:
+            log.exception("WebSocket on_close handler failed")
+            return
+        if inspect.isawaitable(result):
+            task = self._loop.create_task(_log_failure(result, "WebSocket on_close handler"))
+            self._server_tasks.add(task)
+            task.add_done_callback(self._server_tasks.discard)
+
+    # -- heartbeat ----------------------------------------------------------------------------
+
+    def _schedule_ping(self) -> None:
+        if self.ping_interval_s > 0:
+            self._heartbeat = self._loop.call_later(self.ping_interval_s, self._send_ping)
+
+    def _send_ping(self) -> None:
+        assert self.connection is not None
+        self._heartbeat = None
+        if self.protocol.state is not OPEN:
+            return
+        self._ping_payload = os.urandom(4)  # identifies this ping; stale pongs are ignored
+        self.protocol.send_ping(self._ping_payload)
+        self.connection.write_protocol_output()
+        self._heartbeat = self._loop.call_later(self.ping_timeout_s, self._ping_timed_out)
+
+    def _pong_received(self, data: bytes) -> None:
+        if self._ping_payload is None or bytes(data) != self._ping_payload:
+            return
+        self._ping_payload = None
+        self._stop_heartbeat()
+        self._schedule_ping()
+
+    def _ping_timed_out(self) -> None:
+        assert self.connection is not None
+        self._heartbeat = None
+        self._ping_payload = None
+        log.info("WebSocket client %s did not answer a ping; closing", self.connection.remote_address)
+        self.connection.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        self._ping_payload = None
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Graceful shutdown (uvicorn, SIGTERM): finish in-flight messages, then close 1012."""
+        if self._shutting_down or self._lost:
+            return
+        self._shutting_down = True
+        self._stop_heartbeat()
+        if self.protocol.state is CONNECTING:
+            if not self.protocol.eof_sent:
+                self._reject(Unavailable("server is restarting"))
+            return
+        if self.protocol.state is OPEN:
+            if self._inflight or self._backlog:
+                self._update_reading()  # no new messages; the last handler to finish closes
+            else:
+                self._close_for_restart()
+
+    def _close_for_restart(self) -> None:
+        assert self.connection is not None
+        self.connection.close(CLOSE_SERVICE_RESTART, "service restart")
+        self._update_reading()  # read again: the client's close frame completes the handshake
+
+
+async def _log_failure(awaitable: Awaitable[Any], what: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("%s failed", what)
