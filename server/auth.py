@@ -23,7 +23,7 @@ from typing import Literal
 
 from server.errors import InvalidField, TokenExpired, TokenInvalid, TokenMissing
 
-__all__ = ["Principal", "Role", "ROLES", "mint_token", "verify_token", "check_user_id"]
+__all__ = ["Principal", "Role", "ROLES", "bearer_token", "mint_token", "verify_token", "check_user_id"]
 
 Role = Literal["viewer", "creator", "admin", "overlay"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "admin", "overlay")
@@ -63,6 +63,15 @@ def _unb64(text: str) -> bytes:
 
 def _mac(secret: str, signed: str) -> bytes:
     return hmac.new(secret.encode(), signed.encode("ascii"), hashlib.sha256).digest()
+
+
+def bearer_token(authorization: str | None, query_token: str | None) -> str | None:
+    """The credential a request carries: ``Authorization: Bearer <t>`` wins over ``?token=``
+    (browsers cannot set headers on a WebSocket, so they use the query)."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return query_token or None
 
 
 def mint_token(secret: str, user_id: str, role: Role, *, now: int, ttl_s: int) -> str:

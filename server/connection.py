@@ -20,19 +20,18 @@ Contracts (docs/fanout.md explains why):
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
-import msgpack
 from websockets.frames import Frame, Opcode
 from websockets.protocol import CONNECTING, OPEN, Protocol
 
+from server.codec import Format, encode
 from server.settings import Settings
 
 __all__ = [
     "CLOSE_MESSAGE_TOO_BIG", "CLOSE_INTERNAL_ERROR", "CLOSE_SERVICE_RESTART", "CLOSE_TOO_SLOW",
-    "CLOSE_TIMEOUT_S", "FORMATS", "Connection", "SharedFrame", "encode_frame",
+    "CLOSE_TIMEOUT_S", "Connection", "SharedFrame", "encode_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,8 +45,6 @@ CLOSE_TOO_SLOW = 4008  # the client did not read fast enough; its outbox was ful
 # Seconds a peer gets to complete the closing handshake before the socket is aborted.
 CLOSE_TIMEOUT_S = 5.0
 
-FORMATS = ("msgpack", "json")
-
 _NO_EXTENSIONS: list[Any] = []  # compression is never negotiated, so frames can be shared
 
 
@@ -55,14 +52,12 @@ def _frame_bytes(opcode: Opcode, payload: bytes) -> bytes:
     return Frame(opcode, payload).serialize(mask=False, extensions=_NO_EXTENSIONS)
 
 
-def encode_frame(event: dict[str, Any], fmt: str) -> bytes:
-    """The complete WebSocket frame carrying `event` in wire format `fmt`."""
-    if fmt == "msgpack":
-        return _frame_bytes(Opcode.BINARY, msgpack.packb(event))
-    if fmt == "json":
-        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-        return _frame_bytes(Opcode.TEXT, text.encode())
-    raise ValueError(f"unknown wire format {fmt!r}")
+def encode_frame(event: dict[str, Any], fmt: Format) -> bytes:
+    """The complete WebSocket frame carrying `event` in wire format `fmt` (codec.encode)."""
+    payload = encode(event, fmt)
+    if isinstance(payload, str):
+        return _frame_bytes(Opcode.TEXT, payload.encode())
+    return _frame_bytes(Opcode.BINARY, payload)
 
 
 class SharedFrame:

@@ -19,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.auth import Principal, Role, check_user_id, mint_token
+from server.auth import Principal, Role, bearer_token, check_user_id, mint_token
 from server.economy import recharge_credit
 from server.errors import (
     BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
 )
 from server.order_store import PAYMENT_METHODS, buyer_of
 from server.payments import WEBHOOK_PATH, handle_payment_webhook
-from server.services import Services, bearer_token
+from server.services import Services
 
 __all__ = ["routes", "exception_handlers"]
 

