@@ -24,6 +24,7 @@ run: $(STAMP)
 		$(PY) -m server serve
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -m 'not slow'
 
 test-slow: $(STAMP)

@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> Starlette:
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
-                hub=hub, sandbox=sandbox,
+                hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
             )
             try:
                 yield {"services": services, "giftcast": services}

@@ -69,7 +69,7 @@ async def _audit_user(client: aioredis.Redis, user: str, report: AuditReport) ->
     cursor = "-"
     while True:
         rows = await client.xrange(keys.ledger(user), min=cursor, max="+", count=1000)
-        for entry_id, fields in rows:
+        for _entry_id, fields in rows:
             report.entries += 1
             unit, kind = fields[b"unit"].decode(), fields[b"kind"].decode()
             delta = int(fields[b"delta"])

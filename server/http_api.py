@@ -70,10 +70,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 async def healthz(request: Request) -> Response:
-    try:
-        ready = bool(await _services(request).redis.ping())
-    except (RedisError, OSError):
-        ready = False
+    ready = await _services(request).redis_ready()
     return JSONResponse({"status": "ok" if ready else "unavailable"}, status_code=200 if ready else 503)
 
 

