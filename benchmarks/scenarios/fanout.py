@@ -1,0 +1,123 @@
+"""Scenario 2, fan-out (and scenario 3, connections, measured on the same connect).
+
+One room of N viewers plus the sender connections; the senders gift at a fixed rate (open
+loop). Per (target, N, rate), `runs` times: warm up, measure a window, stop, wait for the last
+event to reach everyone, then count loss over the window's seqs. Reported per run and as the
+median of the runs the generator did not saturate:
+
+- deliveries/s: gift events received per second over all connections, in the window;
+- latency p50/p99/max: gift sent (sender's clock) → event received (viewer's clock);
+- loss: 1 - deliveries / (members × gifts acked in the window), counted after draining;
+- server CPU µs per delivery: the server process's utime+stime over the window / deliveries;
+- generator busy: the workers' CPU (+ Valkey's when it shares their core) / wall / cores.
+
+A rate whose median delivers less than half the offered load (or whose runs all saturated
+the generator) ends that (target, N): higher rates are skipped and said so.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.harness import Bench, Room, log
+from benchmarks.stats import Hist, median
+from benchmarks.targets import TARGETS
+
+__all__ = ["run"]
+
+SENDERS = 8
+GEN_SATURATED = 0.9
+DRAIN_S = 10.0
+
+
+def _one_run(bench: Bench, room: Room, rate: float, warmup_s: float, measure_s: float, tag: str) -> dict[str, Any]:
+    assert room.sender is not None
+    room.sender.call("start", rate=rate, key_prefix=tag)
+    time.sleep(warmup_s)
+    w = room.window(measure_s)
+    room.sender.call("stop", timeout_s=30)
+    sender = w["parts"][0]
+    delivered = sum(p["delivered"] for p in w["parts"])
+    gen_cpu = sum(p["cpu_s"] for p in w["parts"])
+    shared_valkey = set(bench.placement.valkey) & set(bench.placement.generator)
+    gen_core_cpu = gen_cpu + (w["valkey_cpu_s"] if shared_valkey and room.target.uses_redis else 0.0)
+    lo, hi = sender["seq_lo"], sender["seq_hi"]
+    loss = None
+    closed: dict[str, int] = {}
+    if lo is not None and hi is not None:
+        deadline = time.monotonic() + DRAIN_S
+        while True:
+            received, last, closed = room.received(lo, hi)
+            if last >= room.members or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        expected = room.members * (hi - lo + 1)
+        loss = max(0.0, 1 - received / expected)
+    hist = Hist.merged(p["hist"] for p in w["parts"])
+    wall = w["wall_s"]
+    return {
+        "offered_gifts_per_s": rate, "acked_gifts_per_s": sender["acks"] / wall,
+        "throttled": sender["throttled"], "errors": sender["errors"],
+        "deliveries_per_s": delivered / wall, **hist.summary(),
+        "unresolved_latencies": sum(p["unresolved"] for p in w["parts"]), "loss": loss,
+        "server_cpu_pct": 100 * w["server_cpu_s"] / wall,
+        "server_cpu_us_per_delivery": w["server_cpu_s"] / delivered * 1e6 if delivered else None,
+        "valkey_cpu_pct": 100 * w["valkey_cpu_s"] / wall,
+        "generator_busy": gen_core_cpu / wall / len(bench.placement.generator),
+        "close_codes": closed,
+    }
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each metric over the runs whose generator was not saturated (all runs, flagged,
+    if every one was)."""
+    valid = [r for r in runs if r["generator_busy"] < GEN_SATURATED]
+    use = valid or runs
+    keys = [k for k, v in runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    out: dict[str, Any] = {k: median(r.get(k) for r in use) for k in keys}
+    out["loss"] = median(r["loss"] for r in use)
+    out["runs_used"] = len(use)
+    out["runs_discarded"] = len(runs) - len(valid)
+    out["generator_saturated"] = not valid
+    return out
+
+
+def run(bench: Bench, *, targets: list[str], sizes: list[int], rates: list[float], runs: int,
+        warmup_s: float, measure_s: float) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = []
+    for size in sizes:
+        for name in targets:
+            target = TARGETS[name]
+            log(f"fanout: {name} with {size} viewers: connecting")
+            with bench.room(target, size, SENDERS) as room:
+                log(f"fanout: {name} {size}: {room.connect_stats['handshakes_per_s']:.0f} handshakes/s, "
+                    f"{room.connect_stats['rss_per_conn_kib']:.1f} KiB RSS per connection")
+                skip_reason = None
+                for rate in rates:
+                    cell: dict[str, Any] = {"target": name, "viewers": size, "members": room.members,
+                                            "rate": rate, "connect": room.connect_stats}
+                    if skip_reason:
+                        cell["skipped"] = skip_reason
+                        cells.append(cell)
+                        continue
+                    done = [_one_run(bench, room, rate, warmup_s, measure_s, f"f{size}.{rate:g}.{i}.{name}")
+                            for i in range(runs)]
+                    cell["runs"] = done
+                    cell.update(summarize(done))
+                    cells.append(cell)
+                    log(f"fanout: {name} {size} @ {rate:g}/s: {cell['deliveries_per_s']:.0f} deliveries/s, "
+                        f"p50 {_ms(cell.get('p50_ms'))} p99 {_ms(cell.get('p99_ms'))}, loss {cell['loss']}, "
+                        f"server {cell['server_cpu_us_per_delivery'] or 0:.2f} µs/delivery "
+                        f"({cell['server_cpu_pct']:.0f}% cpu), generator {100 * cell['generator_busy']:.0f}%"
+                        + (" [generator saturated]" if cell["generator_saturated"] else ""))
+                    expected = rate * room.members
+                    if cell["deliveries_per_s"] < 0.5 * expected:
+                        skip_reason = f"server saturated at {rate:g} gifts/s (delivered < 50% of offered)"
+                    elif cell["generator_saturated"]:
+                        skip_reason = f"generator saturated at {rate:g} gifts/s"
+    return cells
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f} ms"
