@@ -114,7 +114,11 @@ def render(results: dict[str, Any]) -> str:
 
 
 def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
-    import matplotlib
+    """PNG plots of the fan-out cells; none without matplotlib (it is in the `bench` extras)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

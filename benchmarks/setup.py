@@ -3,8 +3,8 @@
 A giftcast server started with GIFTCAST_DEV_TOKENS=1 and GIFTCAST_SANDBOX_PAYMENTS=1 mints the
 tokens, opens the creator's live, and funds each sender with sandbox orders (the webhook
 credits them, as a real payment would). The peers share the same Valkey and token secret, so
-the same users, room and balances serve every target. Afterwards `reconcile` compares each
-sender's wallet with what its acks said it spent.
+the same users, room and balances serve every target. `wallet` reads a balance back (the
+throughput scenario reconciles with it).
 """
 
 from __future__ import annotations
