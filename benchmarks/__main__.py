@@ -5,8 +5,8 @@ load generator, write results.json, results.md and PNG plots to --out.
     python -m benchmarks all             # the full runs (see benchmarks/RESULTS.md)
     python -m benchmarks fanout --sizes 1000,5000,10000 --rates 10,100,1000 --runs 3
 
-Scenarios: throughput (1), fanout (2, and 3: connections), crossproc (5). Targets: see
-benchmarks/targets.py.
+Scenarios: throughput (1), fanout (2, and 3: connections), crossproc (5), slow (6), locust
+(benchmarks/locustfile.py). Targets: see benchmarks/targets.py.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from benchmarks import report
 from benchmarks.harness import Bench, log
 from benchmarks.procs import ROOT
 
-SCENARIOS = ("throughput", "fanout", "crossproc")
+SCENARIOS = ("throughput", "fanout", "crossproc", "slow", "locust")
 ALL_TARGETS = "giftcast,giftcast-c10,floor,websockets,starlette,pysio,node"
-QUICK = {"sizes": [1000], "rates": [10, 100], "runs": 1, "warmup": 1.0, "measure": 2.0}
-FULL = {"sizes": [1000, 5000, 10000], "rates": [10, 100, 1000], "runs": 3, "warmup": 2.0, "measure": 5.0}
+QUICK = {"sizes": [1000], "rates": [10, 100], "runs": 1, "warmup": 1.0, "measure": 2.0, "locust_s": 15.0,
+         "slow_wait_s": 15.0}
+FULL = {"sizes": [1000, 5000, 10000], "rates": [10, 100, 1000], "runs": 3, "warmup": 2.0, "measure": 5.0,
+        "locust_s": 60.0, "slow_wait_s": 120.0}
 
 
 def _ints(text: str) -> list[int]:
@@ -38,7 +40,7 @@ def _floats(text: str) -> list[float]:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=(*SCENARIOS, "all"))
+    parser.add_argument("scenario", help=f"all, or a comma-separated list of: {', '.join(SCENARIOS)}")
     parser.add_argument("--quick", action="store_true", help="short runs: " + str(QUICK))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest")
     parser.add_argument("--targets", default=ALL_TARGETS)
@@ -47,10 +49,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="runs per cell; the median is reported (default 3)")
     parser.add_argument("--warmup", type=float, help="seconds before each measurement window (default 2)")
     parser.add_argument("--measure", type=float, help="seconds per measurement window (default 5)")
+    parser.add_argument("--locust-users", type=int, default=50, help="locust users (default 50)")
+    parser.add_argument("--locust-s", type=float, help="locust run time, seconds (default 60)")
+    parser.add_argument("--slow-wait-s", type=float, help="how long scenario 6 watches the stalled clients")
     parser.add_argument("--fsync", choices=("always", "everysec", "no"), default="always",
                         help="Valkey appendfsync (default always: giftcast's production setting)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
+    args.scenarios = SCENARIOS if args.scenario == "all" else tuple(args.scenario.split(","))
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
         if getattr(args, key) is None:
@@ -61,7 +70,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     targets = [t for t in args.targets.split(",") if t]
-    scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    scenarios = args.scenarios
     timing = {"runs": args.runs, "warmup_s": args.warmup, "measure_s": args.measure}
     bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync)
     try:
@@ -84,6 +93,16 @@ def main(argv: list[str] | None = None) -> int:
             bench.record("crossproc", crossproc.run(
                 bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")],
                 viewers=min(args.sizes), **timing))
+        if "slow" in scenarios:
+            from benchmarks.scenarios import slow
+
+            bench.fund(20_000)
+            bench.record("slow", slow.run(bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")],
+                                          viewers=min(100, *args.sizes), rate=400, max_wait_s=args.slow_wait_s))
+        if "locust" in scenarios:
+            from benchmarks.scenarios import locust_run
+
+            bench.record("locust", locust_run.run(bench, users=args.locust_users, seconds=args.locust_s))
         bench.results["audit"] = _audit(bench)
     finally:
         bench.close()

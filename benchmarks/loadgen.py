@@ -27,6 +27,7 @@ import mmap
 import multiprocessing
 import os
 import resource
+import socket
 import time
 from collections import Counter
 from multiprocessing.connection import Connection
@@ -197,7 +198,9 @@ class _Worker:
     # -- commands --------------------------------------------------------------------------------
 
     async def cmd_connect(self, n: int, tokens: list[str], concurrency: int = 100,
-                          timeout_s: float = 60.0) -> dict[str, Any]:
+                          timeout_s: float = 60.0, rcvbuf: int = 0) -> dict[str, Any]:
+        """Open `n` connections and join the room; `rcvbuf` shrinks each socket's receive buffer
+        before connecting (a small TCP window from the start)."""
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
@@ -206,9 +209,14 @@ class _Worker:
         async def one(i: int) -> None:
             async with gate:
                 try:
+                    sock = socket.socket()
+                    sock.setblocking(False)
+                    if rcvbuf:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                    await loop.sock_connect(sock, (host, port))
                     _, conn = await loop.create_connection(
                         lambda: WsConn(self.dialect, self, host, port, tokens[i % len(tokens)], room,
-                                       time.monotonic_ns), host, port)
+                                       time.monotonic_ns), sock=sock)
                     await asyncio.wait_for(conn.opened, timeout_s)
                     self.conns.append(conn)
                 except (OSError, ConnectionError, TimeoutError) as exc:
@@ -271,15 +279,12 @@ class _Worker:
         return {"received": sum(counts.get(s, 0) for s in range(lo, hi + 1)),
                 "last": counts.get(hi, 0), "conns": len(self.conns), "closed": dict(self.close_codes)}
 
-    async def cmd_stall(self, fraction: float) -> dict[str, Any]:
-        """Stop reading on every 1/fraction-th connection (a stalled client)."""
-        step = max(1, round(1 / fraction)) if fraction > 0 else 0
-        stalled = 0
-        for i, conn in enumerate(self.conns):
-            if step and i % step == 0 and conn.transport is not None:
+    async def cmd_stall(self) -> dict[str, Any]:
+        """Stop reading on every connection of this worker (stalled clients)."""
+        for conn in self.conns:
+            if conn.transport is not None:
                 conn.transport.pause_reading()
-                stalled += 1
-        return {"stalled": stalled}
+        return {"stalled": len(self.conns)}
 
     async def cmd_close(self) -> dict[str, Any]:
         for conn in self.conns:
