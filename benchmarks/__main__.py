@@ -5,7 +5,8 @@ load generator, write results.json, results.md and PNG plots to --out.
     python -m benchmarks all             # the full runs (see benchmarks/RESULTS.md)
     python -m benchmarks fanout --sizes 1000,5000,10000 --rates 10,100,1000 --runs 3
 
-Scenarios: throughput (1), fanout (2, and 3: connections), crossproc (5), slow (6), locust
+Scenarios: throughput (1), fanout (2, and 3: connections), rooms (4),
+crossproc (5), slow (6), locust
 (benchmarks/locustfile.py). Targets: see benchmarks/targets.py.
 """
 
@@ -21,12 +22,12 @@ from benchmarks import report
 from benchmarks.harness import Bench, log
 from benchmarks.procs import ROOT
 
-SCENARIOS = ("throughput", "fanout", "crossproc", "slow", "locust")
+SCENARIOS = ("throughput", "fanout", "rooms", "crossproc", "slow", "locust")
 ALL_TARGETS = "giftcast,giftcast-c10,floor,websockets,starlette,pysio,node"
 QUICK = {"sizes": [1000], "rates": [10, 100], "runs": 1, "warmup": 1.0, "measure": 2.0, "locust_s": 15.0,
-         "slow_wait_s": 15.0}
+         "slow_wait_s": 15.0, "rooms": 100}
 FULL = {"sizes": [1000, 5000, 10000], "rates": [10, 100, 1000], "runs": 3, "warmup": 2.0, "measure": 5.0,
-        "locust_s": 60.0, "slow_wait_s": 120.0}
+        "locust_s": 60.0, "slow_wait_s": 120.0, "rooms": 1000}
 
 
 def _ints(text: str) -> list[int]:
@@ -51,6 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--measure", type=float, help="seconds per measurement window (default 5)")
     parser.add_argument("--locust-users", type=int, default=50, help="locust users (default 50)")
     parser.add_argument("--locust-s", type=float, help="locust run time, seconds (default 60)")
+    parser.add_argument("--rooms", type=int, help="rooms in scenario 4 (default 1000)")
     parser.add_argument("--slow-wait-s", type=float, help="how long scenario 6 watches the stalled clients")
     parser.add_argument("--fsync", choices=("always", "everysec", "no"), default="always",
                         help="Valkey appendfsync (default always: giftcast's production setting)")
@@ -86,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             gifts = sum(args.rates) * (args.warmup + args.measure + 1) * args.runs * len(args.sizes)
             bench.fund(int(gifts * len(targets) / fanout.SENDERS) + 1000)
             bench.record("fanout", fanout.run(bench, targets=targets, sizes=args.sizes, rates=args.rates, **timing))
+        if "rooms" in scenarios:
+            from benchmarks.scenarios import rooms
+
+            bench.fund(20_000)
+            bench.record("rooms", rooms.run(bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")],
+                                            rooms=args.rooms, seconds=args.measure))
         if "crossproc" in scenarios:
             from benchmarks.scenarios import crossproc
 

@@ -198,13 +198,16 @@ class _Worker:
     # -- commands --------------------------------------------------------------------------------
 
     async def cmd_connect(self, n: int, tokens: list[str], concurrency: int = 100,
-                          timeout_s: float = 60.0, rcvbuf: int = 0) -> dict[str, Any]:
-        """Open `n` connections and join the room; `rcvbuf` shrinks each socket's receive buffer
-        before connecting (a small TCP window from the start)."""
+                          timeout_s: float = 60.0, rcvbuf: int = 0,
+                          rooms: list[list[str]] | None = None) -> dict[str, Any]:
+        """Open `n` connections; connection i joins `rooms[i % len(rooms)]` (default: the spec's
+        room). `rcvbuf` shrinks each socket's receive buffer before connecting (a small TCP
+        window from the start)."""
+        rooms = rooms or [[self.spec["room"]]]
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
-        host, port, room = self.spec["host"], self.spec["port"], self.spec["room"]
+        host, port = self.spec["host"], self.spec["port"]
 
         async def one(i: int) -> None:
             async with gate:
@@ -215,8 +218,8 @@ class _Worker:
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
                     await loop.sock_connect(sock, (host, port))
                     _, conn = await loop.create_connection(
-                        lambda: WsConn(self.dialect, self, host, port, tokens[i % len(tokens)], room,
-                                       time.monotonic_ns), sock=sock)
+                        lambda: WsConn(self.dialect, self, host, port, tokens[i % len(tokens)],
+                                       rooms[i % len(rooms)], time.monotonic_ns), sock=sock)
                     await asyncio.wait_for(conn.opened, timeout_s)
                     self.conns.append(conn)
                 except (OSError, ConnectionError, TimeoutError) as exc:

