@@ -8,6 +8,7 @@ server on cpu0, Valkey + generator on cpu1.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import signal
@@ -136,6 +137,17 @@ class Valkey:
         self.server.stop()
 
 
+_RUNNING: set[ServerProc] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Servers run in their own sessions (a Ctrl-C to the harness does not reach them): stop
+    whatever is still running when the harness exits, however it exits."""
+    for server in list(_RUNNING):
+        server.stop(timeout_s=5)
+
+
 class ServerProc:
     """A server under test: a child process in its own session, pinned, stdout/err to a log."""
 
@@ -150,6 +162,7 @@ class ServerProc:
         self.proc = subprocess.Popen(list(argv), cwd=cwd, env=full_env, stdout=self._log,
                                      stderr=subprocess.STDOUT, preexec_fn=_pinned(cpus))
         self.stats = ProcStats(self.proc.pid)
+        _RUNNING.add(self)
         self._wait_ready(ready_timeout_s)
 
     @property
@@ -171,6 +184,7 @@ class ServerProc:
         raise TimeoutError(f"{self.name} did not listen on port {self.port} within {timeout_s} s")
 
     def stop(self, timeout_s: float = 15.0) -> int | None:
+        _RUNNING.discard(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -3,8 +3,9 @@
 Hand-rolled WebSocket (handshake, masked client frames, ping/close answered), one room. Each
 event is encoded once into one complete frame; that same `bytes` is appended to every member's
 outbox, and one callback per loop tick writes each dirty member's outbox with a single
-`transport.write()` (frames piling up within a tick leave together). No backpressure, no
-heartbeat, no limits: it is a cost floor, not a server.
+`transport.write()` (frames piling up within a tick leave together). No heartbeat and no
+limits but one: a member with more than 1 MiB unsent is dropped (as giftcast cuts it), so an
+overloaded floor cannot eat the machine's memory. It is a cost floor, not a server.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from websockets.speedups import apply_mask
 from benchmarks.baselines.common import SUBPROTOCOL, Room, parse_args, reply_for
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+LIMIT = 1024 * 1024  # giftcast's default GIFTCAST_OUTBOX_LIMIT_BYTES
 
 
 def frame(payload: bytes, op: int = 2) -> bytes:
@@ -49,8 +51,13 @@ class Hub:
         dirty, self.dirty = self.dirty, []
         for member in dirty:
             out, member.outbox = member.outbox, []
-            if not member.transport.is_closing():
-                member.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            transport = member.transport
+            if transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > LIMIT:
+                transport.abort()
+                continue
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def broadcast(self, data: bytes) -> None:
         for member in self.members:

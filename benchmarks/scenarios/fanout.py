@@ -31,6 +31,7 @@ __all__ = ["run"]
 SENDERS = 8
 GEN_SATURATED = 0.9
 DRAIN_S = 10.0
+MAX_SERVER_RSS = 3 * 2**30  # a server buffering without bound is stopped before it eats the machine
 
 
 def _one_run(bench: Bench, room: Room, rate: float, warmup_s: float, measure_s: float, tag: str) -> dict[str, Any]:
@@ -112,8 +113,11 @@ def run(bench: Bench, *, targets: list[str], sizes: list[int], rates: list[float
                         cell["skipped"] = skip_reason
                         cells.append(cell)
                         continue
-                    done = [_one_run(bench, room, rate, warmup_s, measure_s, f"f{size}.{rate:g}.{i}.{name}")
-                            for i in range(runs)]
+                    done = []
+                    for i in range(runs):
+                        done.append(_one_run(bench, room, rate, warmup_s, measure_s, f"f{size}.{rate:g}.{i}.{name}"))
+                        if room.server.stats.rss_bytes() > MAX_SERVER_RSS:
+                            break  # the remaining runs would only grow it further
                     cell["runs"] = done
                     cell.update(summarize(done))
                     cells.append(cell)
@@ -122,8 +126,11 @@ def run(bench: Bench, *, targets: list[str], sizes: list[int], rates: list[float
                         f"server {cell['server_cpu_us_per_delivery'] or 0:.2f} µs/delivery "
                         f"({cell['server_cpu_pct']:.0f}% cpu), generator {100 * cell['generator_busy']:.0f}%"
                         + (" [generator saturated]" if cell["generator_saturated"] else ""))
+                    cell["server_rss_mib"] = room.server.stats.rss_bytes() / 2**20
                     if cell["deliveries_per_s"] < 0.5 * rate * room.members:
                         skip_reason = f"saturated at {rate:g} gifts/s (delivered < 50% of offered)"
+                    elif cell["server_rss_mib"] * 2**20 > MAX_SERVER_RSS:
+                        skip_reason = f"server RSS {cell['server_rss_mib']:.0f} MiB after {rate:g} gifts/s"
     return cells
 
 
