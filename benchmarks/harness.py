@@ -153,7 +153,7 @@ class Room:
             "connect_s": secs,
         }
 
-    def broadcast(self, cmd: str, timeout_s: float = 120.0, **args: Any) -> list[dict[str, Any]]:
+    def broadcast(self, cmd: str, timeout_s: float = 60.0, **args: Any) -> list[dict[str, Any]]:
         for worker in self.workers:
             worker.send(cmd, **args)
         return [worker.reply(timeout_s) for worker in self.workers]
@@ -165,7 +165,7 @@ class Room:
         """Measure for `measure_s`: server(s), Valkey and generator CPU, deliveries, latency.
         `parts` are the workers' replies, the sender's first."""
         valkey = self.bench.valkey
-        publishes0 = valkey.command_calls("publish")
+        publishes0 = valkey.command_calls("publish") + valkey.command_calls("spublish")
         cores, gen_cores = self.bench.placement.server, self.bench.placement.generator
         self.broadcast("mark")
         s0, v0, t0 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
@@ -178,7 +178,7 @@ class Room:
                 "server_core_busy": (c1[0] - c0[0]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
                 "server_core_irq": (c1[1] - c0[1]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
                 "generator_core_busy": (g1[0] - g0[0]) / (g1[2] - g0[2]) if g1[2] > g0[2] else None,
-                "publishes": valkey.command_calls("publish") - publishes0}
+                "publishes": valkey.command_calls("publish") + valkey.command_calls("spublish") - publishes0}
 
     def received(self, lo: int, hi: int) -> tuple[int, int, dict[str, int]]:
         """(deliveries of seqs lo..hi, deliveries of hi alone, close codes seen) over all workers."""

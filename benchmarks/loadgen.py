@@ -40,6 +40,7 @@ from benchmarks.wsclient import WsConn, dialect_for
 __all__ = ["SendTimes", "WorkerHandle", "raise_nofile", "start_worker"]
 
 RESOLVE_EVERY_S = 0.02
+MAX_PENDING = 20_000  # latencies waiting for their ack; beyond it they are counted as unresolved
 MAX_INFLIGHT_PER_CONN = 16  # giftcast reads at most 16 requests ahead per connection
 
 
@@ -87,6 +88,7 @@ class _Worker:
         self.counts: dict[int, int] = {}  # seq → deliveries to this worker's connections
         self.close_codes: Counter[int | None] = Counter()
         self.pending: list[tuple[int, int]] = []
+        self.dropped_pending = 0
         self.measuring = False
         self.window_start = (0.0, 0.0)
         self.hist = Hist()
@@ -118,7 +120,10 @@ class _Worker:
             self.delivered += 1
             sent = self.times.get(seq)
             if sent is None:
-                self.pending.append((seq, now))
+                if len(self.pending) < MAX_PENDING:
+                    self.pending.append((seq, now))
+                else:
+                    self.dropped_pending += 1  # an overloaded run: keep the loop responsive
             else:
                 self.hist.add((now - sent) // 1000)
 
@@ -193,7 +198,7 @@ class _Worker:
                 keep.append((seq, now))
             else:
                 add((now - sent) // 1000)
-        self.pending = keep[-100_000:]
+        self.pending = keep
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -243,6 +248,7 @@ class _Worker:
     async def cmd_mark(self) -> dict[str, Any]:
         self._resolve_once()
         self.pending = []
+        self.dropped_pending = 0
         self.hist, self.ack_hist = Hist(), Hist()
         self.delivered = self.acks = self.sent = self.throttled = 0
         self.errors.clear()
@@ -262,7 +268,8 @@ class _Worker:
             await asyncio.sleep(0.01)
         return {
             "wall_s": wall, "cpu_s": cpu, "delivered": self.delivered,
-            "hist": (self.hist.sparse(), self.hist.max_us), "unresolved": len(self.pending),
+            "hist": (self.hist.sparse(), self.hist.max_us),
+            "unresolved": len(self.pending) + self.dropped_pending,
             "acks": self.acks, "ack_hist": (self.ack_hist.sparse(), self.ack_hist.max_us),
             "sent": self.sent, "throttled": self.throttled, "errors": dict(self.errors),
             "seq_lo": self.seq_lo, "seq_hi": self.seq_hi,
@@ -360,7 +367,7 @@ class WorkerHandle:
     def send(self, cmd: str, **args: Any) -> None:
         self.pipe.send((cmd, args))
 
-    def reply(self, timeout_s: float = 120.0) -> dict[str, Any]:
+    def reply(self, timeout_s: float = 60.0) -> dict[str, Any]:
         if not self.pipe.poll(timeout_s):
             raise TimeoutError(f"load generator worker {self.pid} did not answer in {timeout_s} s")
         reply = self.pipe.recv()
@@ -368,7 +375,7 @@ class WorkerHandle:
             raise RuntimeError(f"load generator worker {self.pid}: {reply['error']}")
         return reply
 
-    def call(self, cmd: str, timeout_s: float = 120.0, **args: Any) -> dict[str, Any]:
+    def call(self, cmd: str, timeout_s: float = 60.0, **args: Any) -> dict[str, Any]:
         self.send(cmd, **args)
         return self.reply(timeout_s)
 

@@ -91,7 +91,8 @@ def _fanout(cells: list[dict[str, Any]]) -> list[str]:
 def _connections(cells: list[dict[str, Any]]) -> list[str]:
     seen = {}
     for c in cells:
-        seen.setdefault((c["target"], c["viewers"]), c["connect"])
+        if "connect" in c:
+            seen.setdefault((c["target"], c["viewers"]), c["connect"])
     rows = [[t, str(n), s["handshakes_per_s"], s["rss_per_conn_kib"], s["server_cpu_us_per_handshake"]]
             for (t, n), s in sorted(seen.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
     return ["### Scenario 3: connections (measured while the fan-out room connects)", "",

@@ -22,7 +22,10 @@ const prices = JSON.parse(process.env.BENCH_GIFT_PRICES);
 const RATE_BP = 10000;
 const IDEMPOTENCY_TTL_S = 48 * 3600;
 const HISTORY_LEN = 10000;
-const lua = fs.readFileSync(path.join(__dirname, "..", "..", "..", "server", "lua", "send_gift.lua"), "utf8");
+// server/scripts.py script_source(): each "--#include NAME" line is replaced by lua/NAME.lua.
+const luaDir = path.join(__dirname, "..", "..", "..", "server", "lua");
+const readLua = (name) => fs.readFileSync(path.join(luaDir, `${name}.lua`), "utf8");
+const lua = readLua("send_gift").replace(/^--#include ([a-z_]+)$/gm, (_, name) => readLua(name));
 
 // server/keys.py
 const tag = (id) => `{u:${id}}`;
