@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -76,6 +77,7 @@ class Bench:
         self.valkey.stop()
         with contextlib.suppress(OSError):
             self.times.path.unlink()
+        shutil.rmtree(self.tmp, ignore_errors=True)  # Valkey's AOF of this run
 
     @contextlib.contextmanager
     def room(self, target: Target, viewers: int, senders: int, *, env: dict[str, str] | None = None,
