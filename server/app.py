@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.gifting import GiftService
+from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
@@ -26,6 +27,7 @@ from server.redis_runtime import RedisRuntime
 from server.scripts import Scripts
 from server.services import Services
 from server.settings import Settings
+from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
 __all__ = ["create_app", "webhook_url"]
@@ -52,7 +54,8 @@ def create_app(settings: Settings) -> Starlette:
             hub = RoomHub(settings)
             broker = RedisBroker(client, hub)
             hub.attach_broker(broker)
-            await broker.start()
+            history = RoomHistory(client, max_events=settings.resume_max_events)
+            viewers = ViewerCounter(client, scripts, hub, interval_s=settings.viewers_interval_s)
             sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len)
@@ -61,12 +64,18 @@ def create_app(settings: Settings) -> Starlette:
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
-                hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
+                hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
             )
+            hub.attach_history(history, services.room_snapshot)
+            await broker.start()
+            await viewers.start()
             try:
                 yield {"services": services, "giftcast": services}
             finally:
+                await viewers.stop()
                 await sandbox.aclose()
                 await broker.stop()
+                await hub.aclose()
+                await history.aclose()
 
     return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -203,10 +203,7 @@ async def set_live(request: Request) -> Response:
 
 async def room(request: Request) -> Response:
     creator = check_user_id(request.path_params["creator_id"])
-    services = _services(request)
-    snapshot = await services.lives.snapshot(creator)
-    snapshot["viewers"] = services.hub.members(creator)
-    return JSONResponse(snapshot)
+    return JSONResponse(await _services(request).room_snapshot(creator))
 
 
 async def giftcast_error(request: Request, exc: Exception) -> Response:

@@ -26,6 +26,7 @@ from server.connection import Connection
 from server.hub import RoomHub
 from server.settings import Settings
 from server.ws_transport import WebSocketTransport
+from tests.ws_client import MSGPACK, Client
 from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
 
 
@@ -150,6 +151,25 @@ async def start_server(valkey_url: str, redis: aioredis.Redis) -> AsyncIterator[
 @pytest.fixture
 async def live_server(start_server: Callable[..., Awaitable[LiveServer]]) -> LiveServer:
     return await start_server()
+
+
+@pytest.fixture
+async def open_client() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+    """Factory: a giftcast WebSocket client of `server` (anything with .ws_url and .token()),
+    joined to `join` unless it is None; closed at teardown."""
+    opened: list[Client] = []
+
+    async def open_client(server: Any, user: str, role: str = "viewer", fmt: str = MSGPACK,
+                          join: str | None = "alice") -> Client:
+        client = await Client.open(server.ws_url, server.token(user, role), fmt)
+        opened.append(client)
+        if join:
+            assert (await client.request(t="join", room=join))["t"] == "joined"
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.close()
 
 
 # --- Our WebSocket transport alone, behind a stand-in gateway ------------------------------------
