@@ -9,7 +9,7 @@ never dies of a bad message.
 Connection loss (Redis restart, `CLIENT KILL`): the reader notices, reconnects with backoff,
 re-subscribes every wanted channel, logs how long the gap was, and calls
 `hub.on_resubscribed(rooms)` once Redis has confirmed them all: events published during the
-gap were not delivered, and that hook is where recovering them from history goes.
+gap were not delivered here, and the hub recovers them from the rooms' history.
 
 redis-py's own retry would reconnect and re-subscribe behind our back (hiding the gap), so the
 pub/sub connection runs with retries off and this class owns reconnection. All commands go
@@ -311,8 +311,8 @@ class RedisBroker:
         self._resyncing = None
         rooms = frozenset(keys.room_of_channel(channel) for channel in self._wanted)
         log.warning(
-            "room pub/sub back after %.3f s; re-subscribed %d rooms; events published in "
-            "that gap were not delivered", gap, len(rooms),
+            "room pub/sub back after %.3f s; re-subscribed %d rooms; recovering the events "
+            "published in that gap from history", gap, len(rooms),
         )
         if self._hub is not None:
             try:

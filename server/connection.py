@@ -272,6 +272,11 @@ class Connection:
         return self._accepting
 
     @property
+    def writing_paused(self) -> bool:
+        """True while the transport is full and new frames wait in the outbox."""
+        return self._paused
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes queued here plus bytes the transport has not handed to the kernel yet."""
         if self.transport.is_closing():

@@ -52,7 +52,7 @@ class Services:
     async def room_snapshot(self, room: str) -> dict[str, Any]:
         """The room as a joiner first sees it, with the room-wide viewer count."""
         snapshot = await self.lives.snapshot(room)
-        snapshot["viewers"] = self.viewers.count(room)
+        snapshot["viewers"] = await self.viewers.count(room)
         return snapshot
 
     def authenticate(self, token: str | None) -> Principal:

@@ -111,7 +111,7 @@ class Session:
             replay = view.after(frame.since)
             if replay is not None:
                 joined.update(resumed=True, epoch=view.epoch, seq=view.head, replayed=len(replay),
-                              viewers=self._services.viewers.count(frame.room))
+                              viewers=await self._services.viewers.count(frame.room))
                 return joined, replay, (view.epoch, view.head)
         snapshot = await self._services.room_snapshot(frame.room)
         joined.update(resumed=False, reset=frame.since is not None, snapshot=snapshot)

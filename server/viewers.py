@@ -29,6 +29,8 @@ __all__ = ["ViewerCounter"]
 
 log = logging.getLogger(__name__)
 
+READ_ONLY = -1  # a "count" that reports nothing: report_viewers.lua only returns the total
+
 
 class ViewerCounter:
     def __init__(self, client: aioredis.Redis, scripts: Scripts, hub: RoomHub, *, interval_s: float) -> None:
@@ -41,11 +43,21 @@ class ViewerCounter:
         self._reported: dict[str, int] = {}  # room -> the local count in our last report
         self._totals: dict[str, int] = {}  # room -> the room-wide total that report returned
         self._sent: dict[str, int] = {}  # room -> the count last sent to its members
+        self._first: dict[str, asyncio.Future[dict[str, int]]] = {}  # room -> its first report
         self._task: asyncio.Task[None] | None = None
 
-    def count(self, room: str) -> int:
+    async def count(self, room: str) -> int:
         """The room-wide viewer count as best known now: the last total, corrected by how the
-        local count moved since it was reported (a joiner counts itself at once)."""
+        local count moved since it was reported (a joiner counts itself at once). A room this
+        process has not reported yet is reported first (once, however many ask at a time)."""
+        if room not in self._totals:
+            if not self._hub.members(room):
+                return (await self._report({room: READ_ONLY}))[room]
+            first = self._first.get(room)
+            if first is None:
+                first = self._first[room] = asyncio.ensure_future(self._report({room: self._hub.members(room)}))
+                first.add_done_callback(lambda _: self._first.pop(room, None))
+            await asyncio.shield(first)
         local = self._hub.members(room)
         total = self._totals.get(room)
         if total is None:
@@ -80,17 +92,17 @@ class ViewerCounter:
                 self._hub.dispatch_latest(room, {"t": "viewers", "room": room, "count": total})
 
     async def _report(self, counts: dict[str, int]) -> dict[str, int]:
+        """Report local `counts` (0 withdraws, READ_ONLY reads); the rooms' totals over all processes."""
         async with self._client.pipeline(transaction=False) as pipe:
             for room, count in counts.items():
                 await self._scripts.report_viewers(
                     keys=[keys.room_viewers(room)], args=[self.process_id, count, self._ttl_ms], client=pipe)
             replies = await pipe.execute()
-        totals = {}
-        for (room, count), total in zip(counts.items(), replies, strict=True):
-            if count:
-                self._reported[room], self._totals[room] = count, int(total)
-                totals[room] = int(total)
-            else:
+        totals = {room: int(total) for room, total in zip(counts, replies, strict=True)}
+        for room, count in counts.items():
+            if count > 0:
+                self._reported[room], self._totals[room] = count, totals[room]
+            elif count == 0:
                 for known in (self._reported, self._totals, self._sent):
                     known.pop(room, None)
         return totals

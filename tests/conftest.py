@@ -26,6 +26,7 @@ from server.connection import Connection
 from server.hub import RoomHub
 from server.settings import Settings
 from server.ws_transport import WebSocketTransport
+from tests.server_process import ServerProcess, start_server_process
 from tests.ws_client import MSGPACK, Client
 from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
 
@@ -170,6 +171,24 @@ async def open_client() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     yield open_client
     for client in opened:
         await client.close()
+
+
+@pytest.fixture
+async def start_process(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[ServerProcess]]]:
+    """Factory: a real `python -m server serve` process on a free port, environment variables
+    as keyword arguments (REDIS_URL unset: the embedded Valkey). Stopped (SIGTERM) at teardown."""
+    started: list[ServerProcess] = []
+
+    async def start(**env: str) -> ServerProcess:
+        port = free_port()
+        process = await start_server_process(env, port=port, token_secret=TOKEN_SECRET,
+                                             log_path=tmp_path / f"server-{port}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        await process.terminate()
 
 
 # --- Our WebSocket transport alone, behind a stand-in gateway ------------------------------------

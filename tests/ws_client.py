@@ -39,10 +39,12 @@ class Client:
                     self.replies.pop(frame["id"]).set_result(frame)
                 else:
                     await self.events.put(frame)
+        except ConnectionClosed:
+            pass  # closed without 1000/1001 (e.g. 1012): `ws.close_code` tells which
         finally:
             for future in self.replies.values():  # closed: no reply will come
                 if not future.done():
-                    future.set_exception(ConnectionClosed(self.ws.close_rcvd, self.ws.close_sent))
+                    future.set_exception(ConnectionError(f"closed ({self.ws.close_code}) before the reply"))
 
     async def request(self, **frame: Any) -> dict[str, Any]:
         self._next += 1
