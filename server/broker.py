@@ -21,7 +21,6 @@ confirmation is matched to the oldest SUBSCRIBE still waiting for one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ from redis.exceptions import RedisError
 
 from server import keys
 from server.errors import ConfigError, Unavailable
+from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from server.hub import RoomHub
@@ -103,10 +103,7 @@ class RedisBroker:
     async def stop(self) -> None:
         """Stop the reader and drop the pub/sub connection; pending joins get Unavailable."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for entries in self._waiters.values():
             for batch in entries:
                 _settle(batch, Unavailable("room broker closed"))

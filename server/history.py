@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from server import keys
 from server.codec import Since
 from server.connection import SharedFrame
+from server.tasks import cancel_and_wait
 
 __all__ = ["HistoryView", "RoomHistory"]
 
@@ -91,10 +92,7 @@ class RoomHistory:
 
     async def aclose(self) -> None:
         """Cancel reads in flight; their waiters get CancelledError."""
-        tasks = list(self._reading.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*self._reading.values())
 
     async def _serve(self, room: str) -> None:
         try:

@@ -35,6 +35,7 @@ from server.codec import Since
 from server.connection import Connection, SharedFrame
 from server.errors import TooManyRooms
 from server.settings import Settings
+from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from server.broker import RedisBroker
@@ -88,9 +89,7 @@ class RoomHub:
 
     async def aclose(self) -> None:
         """Cancel recoveries in flight."""
-        for task in tuple(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
 
     # -- membership -------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class Scripts:
     credit_order: AsyncScript
     fail_order: AsyncScript
     report_viewers: AsyncScript
+    set_goal: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:

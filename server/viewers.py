@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from server import keys
 from server.hub import RoomHub
 from server.scripts import Scripts
+from server.tasks import cancel_and_wait
 
 __all__ = ["ViewerCounter"]
 
@@ -71,10 +72,7 @@ class ViewerCounter:
     async def stop(self) -> None:
         """Stop reporting and withdraw this process's counts (best effort, 1 s)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._reported:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(1.0):

@@ -26,6 +26,7 @@ from server.connection import Connection
 from server.hub import RoomHub
 from server.settings import Settings
 from server.ws_transport import WebSocketTransport
+from tests.factories import Stores, make_stores
 from tests.server_process import ServerProcess, start_server_process
 from tests.ws_client import MSGPACK, Client
 from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
@@ -147,6 +148,15 @@ async def start_server(valkey_url: str, redis: aioredis.Redis) -> AsyncIterator[
     for live in started:
         if not live.task.done():
             await live.stop()
+
+
+@pytest.fixture
+async def open_room(redis: aioredis.Redis) -> Stores:
+    """The stores, with alice's room open and bob holding 10,000 coins."""
+    stores = make_stores(redis)
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 10_000)
+    return stores
 
 
 @pytest.fixture

@@ -12,15 +12,7 @@ from websockets.asyncio.client import connect
 
 from server import keys
 from tests.conftest import wait_until
-from tests.factories import make_stores
 
-
-@pytest.fixture
-async def room(redis):
-    stores = make_stores(redis)
-    await stores.lives.set_state("alice", "open")
-    await stores.set_coins("bob", 10_000)
-    return stores
 
 
 @pytest.fixture
@@ -34,7 +26,7 @@ async def numsub(redis, room: str) -> int:
     return count
 
 
-async def test_a_gift_sent_on_one_process_reaches_viewers_on_both_in_order(room, two_processes, open_client):
+async def test_a_gift_sent_on_one_process_reaches_viewers_on_both_in_order(open_room, two_processes, open_client):
     a, b = two_processes
     sender = await open_client(a, "bob")
     on_a, on_b = await open_client(a, "carol"), await open_client(b, "dave")
@@ -45,7 +37,7 @@ async def test_a_gift_sent_on_one_process_reaches_viewers_on_both_in_order(room,
         assert {e["from"] for e in events} == {"bob"}
 
 
-async def test_a_process_subscribes_only_the_rooms_it_has_viewers_in(room, two_processes, open_client, redis):
+async def test_a_process_subscribes_only_the_rooms_it_has_viewers_in(open_room, two_processes, open_client, redis):
     a, b = two_processes
     await open_client(a, "carol", join="alice")
     await open_client(a, "carol", join="erin")
@@ -58,7 +50,7 @@ async def test_a_process_subscribes_only_the_rooms_it_has_viewers_in(room, two_p
     assert sorted(channels) == sorted(keys.room_channel(r).encode() for r in ("alice", "erin"))
 
 
-async def test_viewers_on_every_process_are_counted(room, two_processes, open_client):
+async def test_viewers_on_every_process_are_counted(open_room, two_processes, open_client):
     a, b = two_processes
     watcher = await open_client(a, "carol")
     await open_client(b, "dave")
@@ -68,7 +60,7 @@ async def test_viewers_on_every_process_are_counted(room, two_processes, open_cl
             pass
 
 
-async def test_sigterm_finishes_gifts_in_flight_and_loses_no_acknowledged_gift(room, start_process, valkey_url,
+async def test_sigterm_finishes_gifts_in_flight_and_loses_no_acknowledged_gift(open_room, start_process, valkey_url,
                                                                                  open_client, redis):
     server = await start_process(REDIS_URL=valkey_url)
     senders = [await open_client(server, "bob") for _ in range(4)]
@@ -101,7 +93,7 @@ async def test_sigterm_finishes_gifts_in_flight_and_loses_no_acknowledged_gift(r
     ledger = await redis.xrange(keys.ledger("bob"))
     applied = {fields[b"key"].decode() for _, fields in ledger if fields[b"kind"] == b"gift_sent"}
     assert applied == acked  # every acknowledged gift is booked, and nothing unanswered was applied
-    assert (await room.wallets.balances("bob")).coins == 10_000 - len(acked)
+    assert (await open_room.wallets.balances("bob")).coins == 10_000 - len(acked)
 
 
 async def _numsub_is(redis, room: str, expected: int) -> bool:

@@ -18,13 +18,6 @@ from tests.conftest import wait_until
 from tests.factories import make_stores
 
 
-@pytest.fixture
-async def room(redis):
-    stores = make_stores(redis)
-    await stores.lives.set_state("alice", "open")
-    await stores.set_coins("bob", 10_000)
-    return stores
-
 
 async def gift_seqs(sender, count: int, acked: list[int] | None = None) -> list[int]:
     """Send `count` gifts one after another; the seqs of their receipts (also appended to `acked`)."""
@@ -52,7 +45,7 @@ async def no_more_events(client) -> bool:
     return client.events.empty()
 
 
-async def test_resume_replays_exactly_the_missed_gifts_while_gifts_keep_coming(room, live_server, open_client):
+async def test_resume_replays_exactly_the_missed_gifts_while_gifts_keep_coming(open_room, live_server, open_client):
     sender = await open_client(live_server, "bob")
     viewer = await open_client(live_server, "carol")
     seen = await viewer.events_until((await gift_seqs(sender, 3))[-1])
@@ -72,7 +65,7 @@ async def test_resume_replays_exactly_the_missed_gifts_while_gifts_keep_coming(r
     assert await no_more_events(again)
 
 
-async def test_resume_with_nothing_missed_replays_nothing(room, live_server, open_client):
+async def test_resume_with_nothing_missed_replays_nothing(open_room, live_server, open_client):
     viewer = await open_client(live_server, "carol", join=None)
     snapshot = (await viewer.request(t="join", room="alice"))["snapshot"]
     again = await open_client(live_server, "carol", join=None)
@@ -85,10 +78,10 @@ async def test_resume_with_nothing_missed_replays_nothing(room, live_server, ope
     pytest.param({"epoch": "1700000000000000", "seq": 2}, id="stale-epoch"),
     pytest.param({"epoch": "EPOCH", "seq": 10**9}, id="ahead-of-the-room"),
 ])
-async def test_resume_from_an_unknown_position_resets_to_a_snapshot(room, live_server, open_client, since):
+async def test_resume_from_an_unknown_position_resets_to_a_snapshot(open_room, live_server, open_client, since):
     sender = await open_client(live_server, "bob")
     await gift_seqs(sender, 3)
-    epoch = (await room.lives.snapshot("alice"))["epoch"]
+    epoch = (await open_room.lives.snapshot("alice"))["epoch"]
     viewer = await open_client(live_server, "carol", join=None)
     joined = await viewer.request(t="join", room="alice", since={**since, "epoch": since["epoch"].replace("EPOCH", epoch)})
     snapshot = joined["snapshot"]
@@ -98,19 +91,19 @@ async def test_resume_from_an_unknown_position_resets_to_a_snapshot(room, live_s
     assert seqs_of(await viewer.events_until(next_seq)) == [snapshot["seq"] + 1]
 
 
-async def test_resume_further_back_than_the_replay_limit_resets(room, start_server, open_client):
+async def test_resume_further_back_than_the_replay_limit_resets(open_room, start_server, open_client):
     server = await start_server(resume_max_events=5)
     sender = await open_client(server, "bob")
-    since = await room.lives.snapshot("alice")
+    since = await open_room.lives.snapshot("alice")
     await gift_seqs(sender, 6)
     viewer = await open_client(server, "carol", join=None)
     joined = await viewer.request(t="join", room="alice", since={"epoch": since["epoch"], "seq": since["seq"]})
     assert (joined["resumed"], joined["reset"], joined["snapshot"]["seq"]) == (False, True, since["seq"] + 6)
 
 
-async def test_resume_past_trimmed_history_resets(room, live_server, open_client, redis):
+async def test_resume_past_trimmed_history_resets(open_room, live_server, open_client, redis):
     sender = await open_client(live_server, "bob")
-    since = await room.lives.snapshot("alice")
+    since = await open_room.lives.snapshot("alice")
     seqs = await gift_seqs(sender, 4)
     await redis.xtrim(keys.live_history("alice"), minid=f"{seqs[2]}-0", approximate=False)  # two gone
     viewer = await open_client(live_server, "carol", join=None)
@@ -120,7 +113,7 @@ async def test_resume_past_trimmed_history_resets(room, live_server, open_client
     assert (still["resumed"], still["replayed"]) == (True, 2)
 
 
-async def test_joining_during_a_gift_storm_gets_each_event_after_the_snapshot_once(room, live_server, open_client):
+async def test_joining_during_a_gift_storm_gets_each_event_after_the_snapshot_once(open_room, live_server, open_client):
     sender = await open_client(live_server, "bob")
     viewers = [await open_client(live_server, f"viewer{i}", join=None) for i in range(5)]
     gifts = await storm(sender, 60)
@@ -132,9 +125,9 @@ async def test_joining_during_a_gift_storm_gets_each_event_after_the_snapshot_on
         assert viewer.frames[0] is joined
 
 
-async def test_a_reconnect_storm_of_one_room_shares_history_reads(room, live_server, open_client, redis):
+async def test_a_reconnect_storm_of_one_room_shares_history_reads(open_room, live_server, open_client, redis):
     sender = await open_client(live_server, "bob")
-    since = await room.lives.snapshot("alice")
+    since = await open_room.lives.snapshot("alice")
     missed = await gift_seqs(sender, 5)
     viewers = await asyncio.gather(*(open_client(live_server, f"viewer{i}", join=None) for i in range(200)))
 
@@ -171,7 +164,7 @@ def publish_while_the_loop_is_blocked(valkey_url: str, count: int, *, drop_histo
     worker.join()
 
 
-async def test_events_published_while_pubsub_was_down_are_recovered_in_order(room, live_server, open_client, valkey_url):
+async def test_events_published_while_pubsub_was_down_are_recovered_in_order(open_room, live_server, open_client, valkey_url):
     sender = await open_client(live_server, "bob")
     viewer = await open_client(live_server, "carol")
     before = await gift_seqs(sender, 3)
@@ -186,7 +179,7 @@ async def test_events_published_while_pubsub_was_down_are_recovered_in_order(roo
     assert await no_more_events(viewer)
 
 
-async def test_a_gap_older_than_history_sends_members_a_reset_snapshot(room, live_server, open_client, valkey_url):
+async def test_a_gap_older_than_history_sends_members_a_reset_snapshot(open_room, live_server, open_client, valkey_url):
     viewer = await open_client(live_server, "carol")
     publish_while_the_loop_is_blocked(valkey_url, 3, drop_history=True)
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
-
 from server import keys
 from server.scripts import Scripts
 from tests.conftest import wait_until
-from tests.factories import make_stores
 
 FAST = {"viewers_interval_s": 0.05}
 
-
-@pytest.fixture
-async def room(redis):
-    stores = make_stores(redis)
-    await stores.lives.set_state("alice", "open")
-    return stores
 
 
 async def reported_total_is(redis, expected: int) -> bool:
@@ -36,7 +27,7 @@ async def next_count(client, count: int) -> list[int]:
     return counts
 
 
-async def test_members_get_the_count_of_every_server_each_time_it_changes(room, start_server, open_client):
+async def test_members_get_the_count_of_every_server_each_time_it_changes(open_room, start_server, open_client):
     a, b = await start_server(**FAST), await start_server(**FAST)
     watcher = await open_client(a, "carol")
     await open_client(a, "dave")
@@ -49,7 +40,7 @@ async def test_members_get_the_count_of_every_server_each_time_it_changes(room, 
     assert all(before != after for before, after in itertools.pairwise(counts))  # only changes are sent
 
 
-async def test_snapshot_and_room_route_count_viewers_on_every_server(room, start_server, open_client, redis):
+async def test_snapshot_and_room_route_count_viewers_on_every_server(open_room, start_server, open_client, redis):
     a, b = await start_server(**FAST), await start_server(**FAST)
     await open_client(a, "carol")
     await open_client(a, "dave")
@@ -61,7 +52,7 @@ async def test_snapshot_and_room_route_count_viewers_on_every_server(room, start
     assert (await joiner.request(t="join", room="alice"))["snapshot"]["viewers"] == 3
 
 
-async def test_the_viewers_of_a_server_that_stopped_reporting_expire(room, start_server, open_client, redis):
+async def test_the_viewers_of_a_server_that_stopped_reporting_expire(open_room, start_server, open_client, redis):
     scripts = Scripts.register(redis)
     await scripts.report_viewers(keys=[keys.room_viewers("alice")], args=["gone", 5, 300])  # then it died
     server = await start_server(**FAST)
@@ -71,7 +62,7 @@ async def test_the_viewers_of_a_server_that_stopped_reporting_expire(room, start
     assert await redis.hexists(keys.room_viewers("alice"), "gone") == 0
 
 
-async def test_a_server_withdraws_its_viewers_when_it_stops(room, start_server, open_client, redis):
+async def test_a_server_withdraws_its_viewers_when_it_stops(open_room, start_server, open_client, redis):
     server = await start_server(**FAST)
     await open_client(server, "carol")
     await wait_until(lambda: reported_total_is(redis, 1))
