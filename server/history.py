@@ -21,18 +21,23 @@ import asyncio
 import bisect
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from server import keys
 from server.codec import Since
 from server.connection import SharedFrame
 from server.tasks import cancel_and_wait
 
-__all__ = ["HistoryView", "RoomHistory"]
+__all__ = ["HistoryView", "Position", "RoomHistory"]
 
 log = logging.getLogger(__name__)
+
+Position = tuple[Any, int]  # (epoch, seq) of the last event a member has
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,6 +94,29 @@ class RoomHistory:
             batch.after = min(batch.after, after)
         # Shielded: one waiter giving up must not cancel the read the others wait for.
         return await asyncio.shield(batch.future)
+
+    async def catch_up(self, room: str, since: Position, snapshot: Callable[[str], Awaitable[dict[str, Any]]],
+                       wanted: Callable[[], bool]) -> tuple[tuple[SharedFrame, ...], Position] | None:
+        """What a member at `since` missed: the events after it and the position they reach or,
+        when the history no longer has them all, one `reset` frame carrying `snapshot(room)` and
+        its position. Redis errors are retried with backoff while `wanted()`; None once not."""
+        delay = 0.05
+        while wanted():
+            try:
+                view = await self.read(room, since[1])
+                frames = view.after(Since(since[0], since[1]))
+                if frames is not None:
+                    log.warning("room %s: caught up %d missed events after seq %d", room, len(frames), since[1])
+                    return frames, (view.epoch, view.head)
+                fresh = await snapshot(room)
+            except (RedisError, OSError) as exc:
+                log.warning("room %s: reading missed events failed (%s); retrying", room, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            log.warning("room %s: events after seq %d are gone from history; sending a reset", room, since[1])
+            return (SharedFrame({"t": "reset", "room": room, "snapshot": fresh}),), (fresh["epoch"], fresh["seq"])
+        return None
 
     async def aclose(self) -> None:
         """Cancel reads in flight; their waiters get CancelledError."""

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
-from server.codec import Since
 from server.connection import Connection, SharedFrame
 from server.errors import TooManyRooms
+from server.history import Position
 from server.settings import Settings
 from server.tasks import cancel_and_wait
 
@@ -45,7 +43,6 @@ __all__ = ["RoomHub"]
 
 log = logging.getLogger(__name__)
 
-Position = tuple[Any, int]  # (epoch, seq) of the last event a member has
 _Buffered = tuple[Any, int | None, SharedFrame, object]  # epoch, seq, frame, coalescing key
 
 
@@ -133,10 +130,16 @@ class RoomHub:
         buffered, gate.buffer = gate.buffer, None
         for frame in replay:
             conn.send_shared(frame)
-        for epoch, seq, frame, key in buffered:
+        for index, (epoch, seq, frame, key) in enumerate(buffered):
             if key is not None:
                 conn.send_coalesced(key, frame)
             elif seq is None or position is None or _beyond(epoch, seq, position):
+                if seq is not None and position is not None and epoch == position[0] \
+                        and seq > position[1] + 1 and self._history is not None:
+                    # Pub/sub lost events between the read and this one: still held, read them.
+                    gate.buffer = buffered[index:]
+                    self._spawn(self._refill(room, conn, gate, position))
+                    return
                 conn.send_shared(frame)
                 if seq is not None:
                     position = (epoch, seq)
@@ -274,45 +277,40 @@ class RoomHub:
                 self._recover(room, last, [])
 
     def _recover(self, room: str, last: Position, held: list[dict[str, Any]]) -> bool:
+        """Start recovering `room` from `last`, holding its incoming events in `held`."""
         if self._history is None:
             log.warning("room %s: events after seq %d may be missing (no history attached)", room, last[1])
             return False
         self._recovering[room] = held
-        task = asyncio.get_running_loop().create_task(self._run_recovery(room, last, held))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._run_recovery(room, last, held))
         return True
 
     async def _run_recovery(self, room: str, last: Position, held: list[dict[str, Any]]) -> None:
         assert self._history is not None and self._snapshot is not None
-        delay = 0.05
-        while self._recovering.get(room) is held:  # else the room emptied meanwhile
-            try:
-                view = await self._history.read(room, last[1])
-                frames = view.after(Since(last[0], last[1]))
-                reset = None if frames is not None else await self._snapshot(room)
-            except (RedisError, OSError) as exc:
-                log.warning("room %s: reading missed events failed (%s); retrying", room, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            if self._recovering.get(room) is not held:
-                return
-            del self._recovering[room]
-            members = self._members[room]
-            if frames is not None:
-                log.warning("room %s: recovered %d missed events after seq %d", room, len(frames), last[1])
-                for frame in frames:
-                    self._fanout(room, members, frame, view.epoch, frame.event.get("seq"))
-                self._last[room] = (view.epoch, view.head)
-            else:
-                assert reset is not None
-                log.warning("room %s: events after seq %d are gone from history; sent a reset", room, last[1])
-                self._fanout(room, members, SharedFrame({"t": "reset", "room": room, "snapshot": reset}), None, None)
-                self._last[room] = (reset["epoch"], reset["seq"])
-            for event in held:
-                self.dispatch(room, event)  # drops what the read had; may detect a new gap
-            return
+        caught_up = await self._history.catch_up(room, last, self._snapshot,
+                                                 lambda: self._recovering.get(room) is held)
+        if caught_up is None or self._recovering.get(room) is not held:
+            return  # the room emptied meanwhile
+        del self._recovering[room]
+        frames, self._last[room] = caught_up
+        members = self._members[room]
+        for frame in frames:
+            self._fanout(room, members, frame, frame.event.get("epoch"), frame.event.get("seq"))
+        for event in held:
+            self.dispatch(room, event)  # drops what the read had; may detect a new gap
+
+    async def _refill(self, room: str, conn: Connection, gate: _Gate, since: Position) -> None:
+        """A held member whose buffer skips ahead of its read: read what it missed, release again."""
+        assert self._history is not None and self._snapshot is not None
+        caught_up = await self._history.catch_up(room, since, self._snapshot,
+                                                 lambda: self._gates.get(room, {}).get(conn) is gate)
+        if caught_up is not None and self._gates.get(room, {}).get(conn) is gate:
+            self.release(room, conn, *caught_up)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def _beyond(epoch: Any, seq: int, position: Position) -> bool:

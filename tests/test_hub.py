@@ -1,5 +1,6 @@
-"""RoomHub (server/hub.py): membership and fan-out to real WebSocket clients (no broker here;
-the hub + broker on a real Valkey are in test_broker.py)."""
+"""RoomHub (server/hub.py): membership, fan-out, holds and floors, to real WebSocket clients (no
+broker here; the hub + broker on a real Valkey are in test_broker.py, gap recovery end to end in
+test_resume.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 import server.connection
+from server import keys
+from server.auth import Principal
+from server.codec import SendGift
 from server.connection import CLOSE_TOO_SLOW, SharedFrame, encode_frame
+from server.economy import price_gift
 from server.errors import TooManyRooms
+from server.history import RoomHistory
 from server.hub import RoomHub
 from server.settings import Settings
 
@@ -201,4 +207,24 @@ async def test_viewer_counts_held_during_a_join_are_coalesced_to_the_latest(star
     conn.send({"t": "marker"})
     assert [await recv_event(ws), await recv_event(ws)] == [
         {"t": "viewers", "room": "alice", "count": 3}, {"t": "marker"}]
+    await ws.close()
+
+
+async def test_a_held_member_whose_buffer_skips_past_its_read_gets_the_missed_events_from_history(
+    start_ws_server, open_room
+) -> None:
+    hub = RoomHub(Settings())
+    hub.attach_history(RoomHistory(open_room.redis, max_events=100), open_room.lives.snapshot)
+    srv = await start_ws_server(hub=hub)
+    [(ws, conn)] = await open_clients(srv, 1)
+    for n in range(6):  # seqs 2..7; the room opened with seq 1
+        await open_room.wallets.apply_gift(price_gift(open_room.catalog, Principal("bob", "viewer"),
+                                                      SendGift(n, "alice", "rose", 1, f"k{n}"), rate_bp=10_000))
+    history = [msgpack.unpackb(fields[b"e"]) for _, fields in await open_room.redis.xrange(keys.live_history("alice"))]
+    await hub.join("alice", conn, hold=True)
+    for event in history[5:]:  # pub/sub brought 6 and 7 only: 4 and 5 were lost
+        hub.dispatch("alice", event)
+    hub.release("alice", conn, [], (history[0]["epoch"], 3))
+
+    assert [(await recv_event(ws))["seq"] for _ in range(4)] == [4, 5, 6, 7]
     await ws.close()
