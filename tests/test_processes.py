@@ -17,7 +17,7 @@ from tests.conftest import wait_until
 
 @pytest.fixture
 async def two_processes(start_process, valkey_url):
-    return await asyncio.gather(*(start_process(REDIS_URL=valkey_url, GIFTCAST_VIEWERS_INTERVAL_S="0.1")
+    return await asyncio.gather(*(start_process(REDIS_URL=valkey_url, GIFTCAST_VIEWERS_INTERVAL_S="0.2")
                                   for _ in range(2)))
 
 
