@@ -21,13 +21,14 @@ from server.auth import Principal
 from server.catalog import Catalog
 from server.codec import SendGift
 from server.economy import price_gift
+from server.split_gift import SplitGiftStore
 from server.wallet_store import GiftReceipt, WalletStore
 
 __all__ = ["GiftService"]
 
 
 class GiftService:
-    def __init__(self, catalog: Catalog, wallets: WalletStore, *, rate_bp: int):
+    def __init__(self, catalog: Catalog, wallets: WalletStore | SplitGiftStore, *, rate_bp: int):
         self._catalog = catalog
         self._wallets = wallets
         self._rate_bp = rate_bp

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from server.errors import ConfigError
 
-__all__ = ["Settings", "SETTINGS_DOC"]
+__all__ = ["Settings", "SETTINGS_DOC", "FAILPOINTS"]
+
+# Test-only crash points (GIFTCAST_FAILPOINT). crash_after_debit: on Redis Cluster, the process
+# exits (os._exit, like a SIGKILL: nothing is cleaned up) right after a gift's debit committed
+# and before its credit.
+FAILPOINTS = ("crash_after_debit",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +54,11 @@ class Settings:
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    # Redis Cluster: a gift's credit unconfirmed this long after it started is completed by the
+    # recovery loop of any process, which also polls at this period.
+    gift_recovery_s: float = 5.0
+    # TEST ONLY: make the process die at a named point (FAILPOINTS), to prove crash recovery.
+    failpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +80,10 @@ class Settings:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if not 0.05 <= self.gift_recovery_s <= 3600:
+            raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
+        if self.failpoint is not None and self.failpoint not in FAILPOINTS:
+            raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -120,4 +134,6 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+    "gift_recovery_s": ("GIFTCAST_GIFT_RECOVERY_S", "Redis Cluster: seconds before an unfinished gift is completed by the recovery loop"),
+    "failpoint": ("GIFTCAST_FAILPOINT", "TEST ONLY: crash at a named point (crash_after_debit)"),
 }
