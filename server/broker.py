@@ -28,7 +28,6 @@ confirmation is matched to the oldest SSUBSCRIBE still waiting for one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from redis.exceptions import MovedError, RedisError
 
 from server import keys
 from server.errors import ConfigError, Unavailable
+from server.tasks import stop_task
 
 if TYPE_CHECKING:
     from server.hub import RoomHub
@@ -123,10 +123,7 @@ class RedisBroker:
     async def stop(self) -> None:
         """Stop the reader and drop the pub/sub connection; pending joins get Unavailable."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         for entries in self._waiters.values():
             for batch in entries:
                 _settle(batch, Unavailable("room broker closed"))

