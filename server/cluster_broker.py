@@ -6,12 +6,11 @@ only that node's subscribers get it. ClusterBroker keeps the slot map (CLUSTER S
 `RedisBroker` per primary (one connection each, created on first use), and subscribes each room
 on the broker of the node that serves its slot. To the hub it looks like one `RedisBroker`.
 
-Topology changes are noticed three ways, and each leads to a reconcile:
+Topology changes are noticed two ways, and each leads to a reconcile:
 - a node refuses a room's SSUBSCRIBE (MOVED) or ends its subscriptions in a slot it handed away
   (resharding, failover): its broker drops those rooms and calls `_moved`, which reconciles now;
-- a node broker is disconnected: reconcile every `fast_poll_s` until it is back (after a failover
-  its slots are served by another address);
-- otherwise every `poll_s`.
+- otherwise every `poll_s`; and every `fast_poll_s` while a node broker is disconnected (after a
+  failover its slots are served by another address) or a room could not be placed.
 A reconcile reads CLUSTER SLOTS, subscribes each room whose node changed (or dropped it) on its
 new node, and once Redis confirmed them calls `hub.on_resubscribed(rooms)`: events published
 while a room moved were not delivered. A node that comes back on the same address (restart) is
@@ -179,20 +178,22 @@ class ClusterBroker:
         self._owners = [(end, node) for _, end, node in ranges]
 
     async def _run(self) -> None:
+        delay = self._poll_s
         while True:
-            healthy = self.connected
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_s if healthy else self._fast_poll_s):
+                async with asyncio.timeout(delay):
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self._reconcile()
+                settled = await self._reconcile()
             except (RedisError, RedisClusterException, OSError, Unavailable) as exc:
                 log.warning("cannot read the Redis Cluster slot map (%s); retrying", exc)
-                await asyncio.sleep(self._fast_poll_s)
-                self._wake.set()
+                settled = False
+            # Something is off (a room not placed, a node unreachable): look again soon.
+            delay = self._poll_s if settled and self.connected else self._fast_poll_s
 
-    async def _reconcile(self) -> None:
+    async def _reconcile(self) -> bool:
+        """Bring every room to the node serving its slot; True if all are subscribed there."""
         await self._refresh()
         moved: dict[str, str] = {}
         for room, node in self._rooms.items():
@@ -203,21 +204,21 @@ class ClusterBroker:
                     current[0].unsubscribe(room)
                 moved[room] = target
         self._rooms.update(moved)
-        if moved:
-            await self._resubscribe(moved)
+        settled = await self._resubscribe(moved) if moved else True
         await self._retire_idle()
+        return settled
 
-    async def _resubscribe(self, moved: dict[str, str]) -> None:
-        """Subscribe rooms on their new nodes (room -> node); then tell the hub about the gap."""
+    async def _resubscribe(self, moved: dict[str, str]) -> bool:
+        """Subscribe rooms on their new nodes (room -> node), then tell the hub about the gap;
+        True if all of them made it."""
         log.warning("re-subscribing %d rooms on the Redis nodes now serving them", len(moved))
         brokers = [await self._broker(node) for node in moved.values()]
         results = await asyncio.gather(
             *(broker.subscribe(room) for broker, room in zip(brokers, moved, strict=True)), return_exceptions=True)
         back = frozenset(room for room, result in zip(moved, results, strict=True) if result is None and room in self._rooms)
-        if len(back) < len(moved):
-            self._wake.set()  # some did not make it: try again
         if back:
             self._notify_resubscribed(back)
+        return len(back) == len(moved)
 
     def _notify_resubscribed(self, rooms: frozenset[str]) -> None:
         if self._hub is not None:

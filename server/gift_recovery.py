@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class GiftRecovery:
-    def __init__(self, client: RedisCluster, store: SplitGiftStore, *, period_s: float, batch: int = 100) -> None:
+    def __init__(self, client: RedisCluster | Redis, store: SplitGiftStore, *, period_s: float, batch: int = 100) -> None:
         self._client = client
         self._store = store
         self._period_s = period_s

@@ -29,9 +29,9 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgpack
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -60,7 +60,7 @@ def _text(value: bytes | str) -> str:
 class SplitGiftStore:
     """The gift path in steps joined by an outbox. Same `apply_gift` contract as WalletStore."""
 
-    def __init__(self, client: RedisCluster | Any, scripts: Scripts, *, idempotency_ttl_s: int,
+    def __init__(self, client: RedisCluster | Redis, scripts: Scripts, *, idempotency_ttl_s: int,
                  history_len: int, recovery_s: float, after_debit: Callable[[], None] | None = None) -> None:
         """`after_debit` runs right after a debit commits, before the credit: a test seam for
         crashes (`crash_after_debit`, or an exception); None in production."""
