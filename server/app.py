@@ -19,6 +19,7 @@ from server.catalog import load_catalog
 from server.cluster_broker import ClusterBroker
 from server.gift_recovery import GiftRecovery
 from server.gifting import GiftService
+from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
@@ -29,6 +30,7 @@ from server.scripts import Scripts
 from server.services import Services
 from server.settings import Settings
 from server.split_gift import SplitGiftStore, crash_after_debit
+from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
 __all__ = ["create_app", "webhook_url"]
@@ -67,23 +69,30 @@ def create_app(settings: Settings) -> Starlette:
             else:
                 broker = RedisBroker(client, hub)
             hub.attach_broker(broker)
-            await broker.start()
+            history = RoomHistory(client, max_events=settings.resume_max_events)
+            viewers = ViewerCounter(client, scripts, hub, interval_s=settings.viewers_interval_s)
             sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
             services = Services(
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, gift_store, rate_bp=settings.diamond_rate_bp),
-                hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
+                hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
             )
+            hub.attach_history(history, services.room_snapshot)
+            await broker.start()
+            await viewers.start()
             if recovery is not None:
                 await recovery.start()
             try:
                 yield {"services": services, "giftcast": services}
             finally:
-                await sandbox.aclose()
-                await broker.stop()
                 if recovery is not None:
                     await recovery.stop()
+                await viewers.stop()
+                await sandbox.aclose()
+                await broker.stop()
+                await hub.aclose()
+                await history.aclose()
 
     return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -44,6 +44,8 @@ class Scripts:
     set_live_state: AsyncScript
     credit_order: AsyncScript
     fail_order: AsyncScript
+    report_viewers: AsyncScript
+    set_goal: AsyncScript
 
     @classmethod
     def register(cls, client: object) -> Scripts:

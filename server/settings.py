@@ -52,6 +52,11 @@ class Settings:
     coalesce_ms: float = 0.0
     max_rooms_per_connection: int = 8
     room_history_len: int = 10_000
+    # Most missed events one resume replays; further behind, the client gets a fresh snapshot
+    # (replaying more would only overflow its outbox).
+    resume_max_events: int = 1_000
+    # How often each process reports its local viewer counts and reads the room totals.
+    viewers_interval_s: float = 2.0
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
     # Redis Cluster: a gift's credit unconfirmed this long after it started is completed by the
@@ -78,6 +83,8 @@ class Settings:
             raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
         if not 0 <= self.diamond_rate_bp <= 1_000_000:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
+        if self.resume_max_events < 1 or self.viewers_interval_s <= 0:
+            raise ConfigError("GIFTCAST_RESUME_MAX_EVENTS must be >= 1 and GIFTCAST_VIEWERS_INTERVAL_S > 0")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
         if not 0.05 <= self.gift_recovery_s <= 3600:
@@ -132,6 +139,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
+    "resume_max_events": ("GIFTCAST_RESUME_MAX_EVENTS", "most missed events a resume replays (more: fresh snapshot)"),
+    "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "gift_recovery_s": ("GIFTCAST_GIFT_RECOVERY_S", "Redis Cluster: seconds before an unfinished gift is completed by the recovery loop"),
