@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from server.admission import AddressLimit
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.gifting import GiftService
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
                 hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
+                connections=AddressLimit(settings.max_connections_per_address),
             )
             try:
                 yield {"services": services, "giftcast": services}

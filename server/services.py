@@ -1,7 +1,8 @@
 """Services: the one object the HTTP routes and WebSocket sessions share, built at start-up.
 
 It also decides who may open a WebSocket (`open_session`): a valid bearer token (query
-``token`` or ``Authorization: Bearer``) and, for browsers, an allowed ``Origin``.
+``token`` or ``Authorization: Bearer``), for browsers an allowed ``Origin``, and room under the
+per-address connection limit (server/admission.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
+from server.admission import AddressLimit, client_host
 from server.auth import Principal, bearer_token, verify_token
 from server.catalog import Catalog
 from server.errors import Forbidden, TokenInvalid
@@ -44,6 +46,7 @@ class Services:
     hub: RoomHub
     sandbox: SandboxProvider
     redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
+    connections: AddressLimit  # open WebSocket sessions per client address
 
     def authenticate(self, token: str | None) -> Principal:
         return verify_token(self.settings.token_secret, token, now=int(time.time()))
@@ -56,6 +59,7 @@ class Services:
             raise TokenInvalid("duplicate Origin, Host or Authorization header") from None
         self.check_origin(origin, host)
         principal = self.authenticate(bearer_token(authorization, query.get("token")))
+        self.connections.acquire(client_host(connection.remote_address))  # Session.on_close releases
         return Session(self, principal, connection)
 
     def check_origin(self, origin: str | None, host: str | None) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from server import codec
+from server.admission import client_host
 from server.auth import Principal
 from server.errors import Forbidden, GiftcastError, NotInRoom, TooManyRooms, Unavailable
 
@@ -58,6 +59,7 @@ class Session:
     def on_close(self) -> None:
         self._services.hub.leave_all(self._conn)
         self._rooms.clear()
+        self._services.connections.release(client_host(self._conn.remote_address))
 
     async def _handle(self, frame: codec.ClientFrame) -> dict[str, Any]:
         match frame:

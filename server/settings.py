@@ -46,6 +46,8 @@ class Settings:
     outbox_limit_bytes: int = 1024 * 1024
     coalesce_ms: float = 0.0
     max_rooms_per_connection: int = 8
+    # Open WebSocket sessions one client address may hold (0: unlimited; see server/admission.py).
+    max_connections_per_address: int = 0
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
@@ -117,6 +119,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "outbox_limit_bytes": ("GIFTCAST_OUTBOX_LIMIT_BYTES", "unsent bytes before a slow client is cut"),
     "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
+    "max_connections_per_address": ("GIFTCAST_MAX_CONNECTIONS_PER_ADDRESS", "open WebSocket sessions per client address (0: unlimited)"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),

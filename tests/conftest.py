@@ -105,6 +105,11 @@ class LiveServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.port}/ws"
 
+    @property
+    def services(self) -> Any:
+        """The running app's `Services` (uvicorn keeps the lifespan state)."""
+        return self.server.lifespan.state["giftcast"]
+
     def token(self, user: str, role: str = "viewer", ttl_s: int = 600) -> str:
         return mint_token(self.settings.token_secret, user, role, now=int(time.time()), ttl_s=ttl_s)
 

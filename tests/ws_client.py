@@ -60,9 +60,11 @@ class Client:
         self._reader.cancel()
 
 
-async def open_client(ws_url: str, token: str, fmt: str = MSGPACK, join: tuple[str, ...] = ()) -> Client:
+async def open_client(ws_url: str, token: str, fmt: str = MSGPACK, join: tuple[str, ...] = (),
+                      **connect_options: Any) -> Client:
     """Connect with `token` in the query, negotiate `fmt`, join `join` rooms."""
-    client = Client(await connect(f"{ws_url}?token={token}", subprotocols=[fmt]), fmt)  # type: ignore[list-item]
+    ws = await connect(f"{ws_url}?token={token}", subprotocols=[fmt], **connect_options)  # type: ignore[list-item]
+    client = Client(ws, fmt)
     for room in join:
         reply = await client.request(t="join", room=room)
         assert reply["t"] == "joined", reply
