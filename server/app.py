@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from server.admission import AddressLimit
 from server.broker import RedisBroker
@@ -21,6 +22,8 @@ from server.gifting import GiftService
 from server.http_api import exception_handlers, routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
+from server.observe_http import ObservedHTTP
 from server.order_store import OrderStore
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.redis_runtime import RedisRuntime
@@ -49,8 +52,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RedisRuntime(settings) as runtime:
             client = runtime.client
-            scripts = Scripts.register(client)
-            hub = RoomHub(settings)
+            metrics = Metrics()
+            scripts = Scripts.register(client, observe=metrics.script_timer)
+            hub = RoomHub(settings, metrics=metrics)
             broker = RedisBroker(client, hub)
             hub.attach_broker(broker)
             await broker.start()
@@ -63,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
                 hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
-                connections=AddressLimit(settings.max_connections_per_address),
+                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics,
             )
             try:
                 yield {"services": services, "giftcast": services}
@@ -71,4 +75,5 @@ def create_app(settings: Settings) -> Starlette:
                 await sandbox.aclose()
                 await broker.stop()
 
-    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan,
+                     middleware=[Middleware(ObservedHTTP)])

@@ -22,6 +22,7 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from server.broker import RedisBroker
+    from server.metrics import Metrics
 
 __all__ = ["RoomHub"]
 
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 class RoomHub:
     """Local room membership and fan-out. Not thread-safe: use it from the event loop only."""
 
-    def __init__(self, settings: Settings, broker: RedisBroker | None = None) -> None:
+    def __init__(self, settings: Settings, broker: RedisBroker | None = None, metrics: Metrics | None = None) -> None:
         self._max_rooms = settings.max_rooms_per_connection
+        self._metrics = metrics
         self._members: dict[str, set[Connection]] = {}
         self._rooms_of: dict[Connection, set[str]] = {}
         self._broker: RedisBroker | None = None
@@ -110,6 +112,8 @@ class RoomHub:
         frame = SharedFrame(event)
         for conn in tuple(members):
             conn.send_shared(frame)
+        if self._metrics is not None:
+            self._metrics.fanout(len(members))  # once per event, never per connection
         return len(members)
 
     def on_resubscribed(self, rooms: frozenset[str]) -> None:

@@ -8,6 +8,7 @@ per-address connection limit (server/admission.py).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
@@ -18,10 +19,11 @@ import redis.asyncio as aioredis
 from server.admission import AddressLimit, client_host
 from server.auth import Principal, bearer_token, verify_token
 from server.catalog import Catalog
-from server.errors import Forbidden, TokenInvalid
+from server.errors import Forbidden, GiftcastError, TokenInvalid, TooManyConnections
 from server.gifting import GiftService
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
 from server.order_store import OrderStore
 from server.payments import SandboxProvider
 from server.session import Session
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from server.connection import Connection
 
 __all__ = ["Services"]
+
+log = logging.getLogger("giftcast.ws")
 
 
 @dataclasses.dataclass(slots=True)
@@ -47,12 +51,25 @@ class Services:
     sandbox: SandboxProvider
     redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
     connections: AddressLimit  # open WebSocket sessions per client address
+    metrics: Metrics
 
     def authenticate(self, token: str | None) -> Principal:
         return verify_token(self.settings.token_secret, token, now=int(time.time()))
 
     def open_session(self, headers: Mapping[str, str], query: Mapping[str, str], connection: Connection) -> Session:
         """Called at the WebSocket handshake; raises an error-tree leaf to refuse it."""
+        try:
+            session = self._admit(headers, query, connection)
+        except GiftcastError as exc:
+            self.metrics.error(exc.code, "handshake")
+            level = logging.WARNING if isinstance(exc, TooManyConnections) else logging.INFO
+            log.log(level, "websocket handshake refused: %s", exc.code,
+                    extra={"code": exc.code, "client": client_host(connection.remote_address)})
+            raise
+        self.metrics.connection_opened()
+        return session
+
+    def _admit(self, headers: Mapping[str, str], query: Mapping[str, str], connection: Connection) -> Session:
         try:
             origin, host, authorization = (headers.get(name) for name in ("Origin", "Host", "Authorization"))
         except LookupError:  # a header sent twice: ambiguous, so refused

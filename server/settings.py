@@ -51,6 +51,10 @@ class Settings:
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "json"  # "json": one JSON object per line; "plain": human-readable text
+    # Static bearer token for GET /metrics (a Prometheus scraper's credentials). Admin tokens
+    # work too; None: admin tokens only.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +76,8 @@ class Settings:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if self.log_format not in ("json", "plain"):
+            raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -123,4 +129,6 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+    "log_format": ("GIFTCAST_LOG_FORMAT", "json (one object per line) or plain"),
+    "metrics_token": ("GIFTCAST_METRICS_TOKEN", "bearer token a scraper uses for GET /metrics (admin tokens work too)"),
 }

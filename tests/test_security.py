@@ -43,6 +43,7 @@ def everyone(status: int) -> dict[str, int]:
 # here (the test server's defaults); test_dev_routes_are_closed_in_production covers them off.
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/healthz"): everyone(200),
+    ("GET", "/metrics"): row(401, 403, 403, 403, 200, 403),  # or GIFTCAST_METRICS_TOKEN (test_metrics.py)
     ("POST", "/dev/tokens"): everyone(201),
     ("GET", "/v1/catalog/bundles"): everyone(200),
     ("GET", "/v1/catalog/gifts"): everyone(200),

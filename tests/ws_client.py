@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
 
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 MSGPACK, JSON = "giftcast.msgpack.v1", "giftcast.json.v1"
 REPLY_TYPES = frozenset({"ack", "error", "joined", "left", "pong"})
@@ -26,6 +28,10 @@ class Client:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._read_frames()
+
+    async def _read_frames(self) -> None:
         async for message in self.ws:
             frame = msgpack.unpackb(message) if isinstance(message, bytes) else json.loads(message)
             waiter = self.replies.get(frame.get("id"))
