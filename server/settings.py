@@ -50,6 +50,9 @@ class Settings:
     max_connections_per_address: int = 0
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
+    # Start on an external Redis that is not configured for money (AOF always, noeviction),
+    # with a warning instead of refusing (server/redis_runtime.py, docs/durability.md).
+    redis_allow_unsafe: bool = False
     log_level: str = "info"
     log_format: str = "json"  # "json": one JSON object per line; "plain": human-readable text
     # Static bearer token for GET /metrics (a Prometheus scraper's credentials). Admin tokens
@@ -128,6 +131,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "max_connections_per_address": ("GIFTCAST_MAX_CONNECTIONS_PER_ADDRESS", "open WebSocket sessions per client address (0: unlimited)"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
+    "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "log_format": ("GIFTCAST_LOG_FORMAT", "json (one object per line) or plain"),
     "metrics_token": ("GIFTCAST_METRICS_TOKEN", "bearer token a scraper uses for GET /metrics (admin tokens work too)"),

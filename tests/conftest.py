@@ -34,15 +34,15 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"uvloop": uvloop.new_event_loop}
 
 
+# What giftcast requires of a Redis it is given (server/redis_runtime.py, docs/durability.md).
+MONEY_CONFIG = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
+
+
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """A real Valkey with the money settings giftcast uses in production (AOF, fsync always)."""
     data_dir: Path = tmp_path_factory.mktemp("valkey")
-    server = ValkeyServer(
-        data_dir=data_dir,
-        persist=True,
-        config={"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"},
-    )
+    server = ValkeyServer(data_dir=data_dir, persist=True, config=MONEY_CONFIG)
     server.start()
     try:
         yield server

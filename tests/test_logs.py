@@ -17,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 from server import logs, signing
 from server.auth import mint_token
 from server.payments import WEBHOOK_PATH
+from tests.conftest import MONEY_CONFIG
 from tests.processes import server_process
 from tests.webhooks import payment_event
 from tests.ws_client import open_client
@@ -57,8 +58,7 @@ async def test_http_responses_carry_a_request_id(live_server):
 
 
 async def test_no_secret_or_token_reaches_a_log_line_or_an_error_message(tmp_path):
-    valkey = ValkeyServer(data_dir=tmp_path / "valkey", config={
-        "appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"})
+    valkey = ValkeyServer(data_dir=tmp_path / "valkey", config=MONEY_CONFIG)
     await asyncio.to_thread(valkey.start)
     valkey.client().config_set("requirepass", REDIS_PASSWORD)
     tokens: list[str] = []
