@@ -42,9 +42,10 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(tmp_path: Path, **env: str) -> Iterator[ServerProcess]:
-    """Run `python -m server serve` on a free port until the block ends (then SIGTERM)."""
-    port = free_port()
+def server_process(tmp_path: Path, port: int | None = None, **env: str) -> Iterator[ServerProcess]:
+    """Run `python -m server serve` on `port` (default: a free one) until the block ends (then
+    SIGTERM, unless the test killed it already)."""
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTCAST_") and k != "REDIS_URL"}
     full_env.update(PORT=str(port), GIFTCAST_TOKEN_SECRET=TOKEN_SECRET, GIFTCAST_WEBHOOK_SECRET=WEBHOOK_SECRET,
                     GIFTCAST_DATA_DIR=str(tmp_path / "data"), GIFTCAST_LOG_LEVEL="warning")

@@ -30,6 +30,9 @@ class Client:
     async def _read(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             await self._read_frames()
+        for waiter in self.replies.values():  # requests still waiting will never get a reply
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("connection closed before the reply"))
 
     async def _read_frames(self) -> None:
         async for message in self.ws:
