@@ -281,7 +281,7 @@ async def run_machine(start_server: Callable[..., Awaitable[LiveServer]], redis:
 
 
 async def test_server_agrees_with_the_model_over_random_operation_sequences(start_server, redis):
-    await run_machine(start_server, redis, max_examples=25, stateful_step_count=12)
+    await run_machine(start_server, redis, max_examples=20, stateful_step_count=12)
 
 
 @pytest.mark.slow
