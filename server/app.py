@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
+from server.admission import AddressLimit
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.cluster_broker import ClusterBroker
@@ -23,6 +25,8 @@ from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
+from server.observe_http import ObservedHTTP
 from server.order_store import OrderStore
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.redis_runtime import RedisRuntime
@@ -53,8 +57,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RedisRuntime(settings) as runtime:
             client = runtime.client
-            scripts = Scripts.register(client)
-            hub = RoomHub(settings)
+            metrics = Metrics()
+            scripts = Scripts.register(client, observe=metrics.script_timer)
+            hub = RoomHub(settings, metrics=metrics)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len)
             gift_store: WalletStore | SplitGiftStore = wallets
@@ -78,6 +83,7 @@ def create_app(settings: Settings) -> Starlette:
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, gift_store, rate_bp=settings.diamond_rate_bp),
                 hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
+                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics,
             )
             hub.attach_history(history, services.room_snapshot)
             await broker.start()
@@ -95,4 +101,5 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.aclose()
                 await history.aclose()
 
-    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan,
+                     middleware=[Middleware(ObservedHTTP)])
