@@ -31,6 +31,7 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── TooManyRooms               too_many_rooms      409
     │   ├── IdempotencyConflict        idempotency_conflict 409
     │   └── OrderState                 order_state         409
+    ├── TooManyConnections             too_many_connections 429
     └── Unavailable                    unavailable         503
 """
 
@@ -42,7 +43,7 @@ __all__ = [
     "TokenInvalid", "TokenExpired", "BadSignature", "StaleTimestamp", "Forbidden", "SelfGift",
     "NotFound", "UnknownGift", "UnknownBundle", "UnknownOrder", "UnknownRegion", "Conflict",
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
-    "OrderState", "Unavailable", "error_for_code",
+    "OrderState", "TooManyConnections", "Unavailable", "error_for_code",
 ]
 
 
@@ -166,6 +167,10 @@ class IdempotencyConflict(Conflict):
 
 class OrderState(Conflict):
     code = "order_state"
+
+
+class TooManyConnections(GiftcastError):
+    code, status = "too_many_connections", 429
 
 
 class Unavailable(GiftcastError):

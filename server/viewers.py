@@ -19,6 +19,7 @@ import logging
 import secrets
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from server import keys
@@ -91,11 +92,15 @@ class ViewerCounter:
 
     async def _report(self, counts: dict[str, int]) -> dict[str, int]:
         """Report local `counts` (0 withdraws, READ_ONLY reads); the rooms' totals over all processes."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for room, count in counts.items():
-                await self._scripts.report_viewers(
-                    keys=[keys.room_viewers(room)], args=[self.process_id, count, self._ttl_ms], client=pipe)
-            replies = await pipe.execute()
+        calls = [([keys.room_viewers(room)], [self.process_id, count, self._ttl_ms]) for room, count in counts.items()]
+        if isinstance(self._client, RedisCluster):
+            # Rooms live in many slots and a cluster client cannot pipeline scripts across them.
+            replies = await asyncio.gather(*(self._scripts.report_viewers(keys=k, args=a) for k, a in calls))
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for k, a in calls:
+                    await self._scripts.report_viewers(keys=k, args=a, client=pipe)
+                replies = await pipe.execute()
         totals = {room: int(total) for room, total in zip(counts, replies, strict=True)}
         for room, count in counts.items():
             if count > 0:

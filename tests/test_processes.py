@@ -22,7 +22,7 @@ async def two_processes(start_process, valkey_url):
 
 
 async def numsub(redis, room: str) -> int:
-    [(_, count)] = await redis.pubsub_numsub(keys.room_channel(room))
+    [(_, count)] = await redis.pubsub_shardnumsub(keys.room_channel(room))
     return count
 
 
@@ -46,7 +46,7 @@ async def test_a_process_subscribes_only_the_rooms_it_has_viewers_in(open_room, 
 
     await leaving.request(t="leave", room="alice")
     await wait_until(lambda: _numsub_is(redis, "alice", 1))
-    channels = await redis.pubsub_channels("room:*")
+    channels = await redis.pubsub_shardchannels("room:*")
     assert sorted(channels) == sorted(keys.room_channel(r).encode() for r in ("alice", "erin"))
 
 

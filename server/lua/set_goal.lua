@@ -26,5 +26,5 @@ local event = cmsgpack.pack({
   t = 'goal', room = ARGV[1], seq = seq, epoch = live[3], ts = ts, live_id = live[2], diamonds = goal,
 })
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', event)
-redis.call('PUBLISH', ARGV[4], event)
+redis.call('SPUBLISH', ARGV[4], event)
 return {'ok', seq, goal}
