@@ -7,8 +7,8 @@ from typing import Any
 
 __all__ = ["cancel_and_wait"]
 
-# How long a cancelled task gets to end before it is cancelled again.
-RECANCEL_S = 0.1
+# How long a cancelled task gets to end (its cleanup included) before it is cancelled again.
+RECANCEL_S = 0.5
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
