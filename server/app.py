@@ -14,10 +14,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from server.admin_api import routes as admin_routes
+from server.bank import Bank, spend_caps
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.gifting import GiftService
+from server.economy_api import routes as economy_routes
 from server.http_api import exception_handlers, routes
+from server.payouts_api import routes as payout_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
 from server.order_store import OrderStore
@@ -55,13 +59,14 @@ def create_app(settings: Settings) -> Starlette:
             await broker.start()
             sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
-                                  history_len=settings.room_history_len)
+                                  history_len=settings.room_history_len, spend_caps=spend_caps(settings))
+            bank = Bank.build(client, scripts, settings)
             services = Services(
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
-                gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
-                hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
+                gifts=GiftService(catalog, wallets, bank.profiles, require_birth_date=settings.require_birth_date),
+                hub=hub, sandbox=sandbox, redis_ready=runtime.ready, bank=bank,
             )
             try:
                 yield {"services": services, "giftcast": services}
@@ -69,4 +74,5 @@ def create_app(settings: Settings) -> Starlette:
                 await sandbox.aclose()
                 await broker.stop()
 
-    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=routes + economy_routes + payout_routes + admin_routes, exception_handlers=exception_handlers,
+                     lifespan=lifespan)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 from server.auth import Principal, bearer_token, verify_token
+from server.bank import Bank
 from server.catalog import Catalog
 from server.errors import Forbidden, TokenInvalid
 from server.gifting import GiftService
@@ -44,6 +45,7 @@ class Services:
     hub: RoomHub
     sandbox: SandboxProvider
     redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
+    bank: Bank  # profiles, goods, withdrawals, grants, spending limits
 
     def authenticate(self, token: str | None) -> Principal:
         return verify_token(self.settings.token_secret, token, now=int(time.time()))

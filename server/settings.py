@@ -39,7 +39,6 @@ class Settings:
     # Base URL the sandbox provider calls back (the webhook target). None: this server itself.
     public_url: str | None = None
     catalog_path: Path | None = None
-    diamond_rate_bp: int = 10_000  # diamonds per coin, in basis points (10_000 = 1:1)
     gift_max_count: int = 9_999
     idempotency_ttl_s: int = 48 * 3600
     max_frame_bytes: int = 64 * 1024
@@ -49,6 +48,18 @@ class Settings:
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    # Platform spending caps (gifts and goods), in coins per UTC day and ISO week. The defaults
+    # are about YouTube's 500 / 2,000 USD at the US price of the largest bundle (0.0143 USD/coin).
+    spend_cap_day_coins: int = 35_000
+    spend_cap_week_coins: int = 140_000
+    # A self-set spending limit is lowered at once; raising (or removing) it waits this long.
+    spend_limit_raise_delay_s: int = 24 * 3600
+    # No birth date on file: refuse buying and gifting (True), or let the account spend (False).
+    require_birth_date: bool = False
+    # Withdrawals, in diamonds: 200,000 diamonds is 1,000 USD at the US rate (0.005 USD each).
+    withdraw_min_diamonds: int = 2_000
+    withdraw_day_diamonds: int = 200_000
+    withdraw_week_diamonds: int = 1_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,8 +77,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.idempotency_ttl_s < 24 * 3600:
             raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
-        if not 0 <= self.diamond_rate_bp <= 1_000_000:
-            raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
+        if min(self.spend_cap_day_coins, self.spend_cap_week_coins) < 1 or self.spend_limit_raise_delay_s < 0:
+            raise ConfigError("GIFTCAST_SPEND_CAP_DAY_COINS and _WEEK_COINS must be >= 1, the raise delay >= 0")
+        if not 1 <= self.withdraw_min_diamonds <= min(self.withdraw_day_diamonds, self.withdraw_week_diamonds):
+            raise ConfigError("GIFTCAST_WITHDRAW_MIN_DIAMONDS must be >= 1 and within the day and week limits")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
 
@@ -110,7 +123,6 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "webhook_tolerance_s": ("GIFTCAST_WEBHOOK_TOLERANCE_S", "max age of a webhook timestamp, seconds"),
     "public_url": ("GIFTCAST_PUBLIC_URL", "base URL the sandbox provider calls back"),
     "catalog_path": ("GIFTCAST_CATALOG", "catalog TOML file (default: the bundled one)"),
-    "diamond_rate_bp": ("GIFTCAST_DIAMOND_RATE_BP", "diamonds per coin in basis points"),
     "gift_max_count": ("GIFTCAST_GIFT_MAX_COUNT", "largest count in one gift frame"),
     "idempotency_ttl_s": ("GIFTCAST_IDEMPOTENCY_TTL_S", "how long idempotency keys are kept (>= 24 h)"),
     "max_frame_bytes": ("GIFTCAST_MAX_FRAME_BYTES", "largest WebSocket message accepted"),
@@ -120,4 +132,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+    "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
+    "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),
+    "spend_limit_raise_delay_s": ("GIFTCAST_SPEND_LIMIT_RAISE_DELAY_S", "delay before a raised self-set limit applies"),
+    "require_birth_date": ("GIFTCAST_REQUIRE_BIRTH_DATE", "refuse buying and gifting without a birth date on file"),
+    "withdraw_min_diamonds": ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "smallest withdrawal, diamonds"),
+    "withdraw_day_diamonds": ("GIFTCAST_WITHDRAW_DAY_DIAMONDS", "diamonds a creator may withdraw per UTC day"),
+    "withdraw_week_diamonds": ("GIFTCAST_WITHDRAW_WEEK_DIAMONDS", "diamonds a creator may withdraw per ISO week"),
 }

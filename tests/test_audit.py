@@ -30,7 +30,7 @@ async def run_random_economy(stores, model: EconomyModel, seed: int, steps: int 
         if action < 0.15:
             user = rng.choice(VIEWERS)
             bundle = stores.catalog.bundle(rng.choice(["coins_70", "coins_350"]))
-            order = await stores.orders.create(user, bundle, recharge_credit(stores.catalog, bundle, None), "card")
+            order = await stores.orders.create(user, bundle, recharge_credit(stores.catalog, bundle, None, now_ms=NOW_MS), "card")
             model.create_order(order["id"], bundle)
             await stores.orders.credit(order["id"], f"p{step}", order["price"], order["currency"], "card")
             model.pay_order(order["id"], f"p{step}")

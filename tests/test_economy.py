@@ -48,5 +48,5 @@ def test_total_beyond_the_amount_ceiling_is_refused():
 
 
 def test_recharge_credits_coins_and_bonus_at_the_region_price():
-    credit = recharge_credit(CATALOG, CATALOG.bundle("coins_700"), "GB")
+    credit = recharge_credit(CATALOG, CATALOG.bundle("coins_700"), "GB", now_ms=0)
     assert (credit.coins, credit.bonus_coins, credit.price, credit.currency) == (700, 7, 899, "GBP")

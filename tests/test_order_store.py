@@ -1,5 +1,7 @@
 """Recharge orders on a real Valkey: created pending, credited exactly once, failures."""
 
+import time
+
 import pytest
 
 from server import keys
@@ -9,6 +11,9 @@ from server.order_store import buyer_of
 from tests.factories import make_stores
 
 
+NOW_MS = int(time.time() * 1000)
+
+
 @pytest.fixture
 def stores(redis):
     return make_stores(redis)
@@ -16,7 +21,7 @@ def stores(redis):
 
 async def new_order(stores, user="bob", bundle_id="coins_700"):
     bundle = stores.catalog.bundle(bundle_id)
-    return await stores.orders.create(user, bundle, recharge_credit(stores.catalog, bundle, None), "card")
+    return await stores.orders.create(user, bundle, recharge_credit(stores.catalog, bundle, None, now_ms=NOW_MS), "card")
 
 
 async def test_new_order_is_pending_and_listed(stores):

@@ -48,7 +48,8 @@ def test_readme_lists_every_variable():
 
 
 @pytest.mark.parametrize("var,value", [
-    ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_DIAMOND_RATE_BP", "-1"), ("GIFTCAST_GIFT_MAX_COUNT", "0"),
+    ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_GIFT_MAX_COUNT", "0"), ("GIFTCAST_SPEND_CAP_DAY_COINS", "0"),
+    ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "0"), ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "300000"),
 ])
 def test_unsafe_values_are_refused_at_start(var, value):
     with pytest.raises(ConfigError, match=var):

@@ -9,15 +9,17 @@
 -- KEYS[6] live:{u:CREATOR}         hash   status, live_id, seq, epoch, coins, diamonds, gifts
 -- KEYS[7] live:{u:CREATOR}:top     zset   top gifters of the current live, by coins
 -- KEYS[8] live:{u:CREATOR}:history stream recent room events (id = SEQ-0)
+-- KEYS[9] limits:{u:SENDER}        hash   spending counters and self-set limits (lib_limits)
 -- ARGV[1] sender id        ARGV[2] creator id      ARGV[3] gift id     ARGV[4] count
 -- ARGV[5] coins (total)    ARGV[6] diamonds        ARGV[7] rate (bp)   ARGV[8] fingerprint
 -- ARGV[9] idempotency TTL seconds   ARGV[10] history max length   ARGV[11] room channel
 -- ARGV[12] idempotency key
+-- ARGV[13] platform spending cap per day (coins)   ARGV[14] per week   ARGV[15] rate version
 --
 -- Returns {"ok", seq, coins, balance, diamonds, creator_diamonds, rate_bp, ts_ms, live_id, replay}
 -- where replay is 0 for a new gift and 1 when KEY was seen before with the same fingerprint;
 -- or {"err", code} with code one of: idempotency_conflict, invalid_count, room_closed,
--- insufficient_funds. An error changes nothing.
+-- account_locked, insufficient_funds, spending_limit. An error changes nothing.
 
 local MAX = 1000000000000
 
@@ -44,8 +46,12 @@ if not (count and coins and diamonds and rate) then return {'err', 'invalid_coun
 local live = redis.call('HMGET', KEYS[6], 'status', 'live_id', 'epoch')
 if live[1] ~= 'open' then return {'err', 'room_closed'} end
 
-local balance = tonumber(redis.call('HGET', KEYS[1], 'coins') or '0')
-if balance < coins then return {'err', 'insufficient_funds'} end
+-- Viewer side (economy): account lock, balance, spending caps and self-set limits. Keep this
+-- block the LAST check: once it passes it counts the coins against the sender's day and week.
+--@include lib_limits
+local refusal, count_spending = check_spending(KEYS[1], KEYS[9], coins, ARGV[13], ARGV[14])
+if refusal then return {'err', refusal} end
+count_spending()
 
 -- Checks done; from here on only writes.
 local now = redis.call('TIME')
@@ -63,10 +69,10 @@ redis.call('ZINCRBY', KEYS[7], coins, ARGV[1])
 local ref = 'gift:' .. ARGV[2] .. ':' .. live_id .. ':' .. seq
 redis.call('XADD', KEYS[2], '*', 'kind', 'gift_sent', 'unit', 'coins', 'delta', -coins,
   'balance', new_balance, 'ref', ref, 'peer', ARGV[2], 'gift', ARGV[3], 'count', count,
-  'rate_bp', rate, 'key', ARGV[12], 'ts', ts)
+  'rate_bp', rate, 'rate_version', ARGV[15], 'key', ARGV[12], 'ts', ts)
 redis.call('XADD', KEYS[5], '*', 'kind', 'gift_received', 'unit', 'diamonds', 'delta', diamonds,
   'balance', creator_diamonds, 'ref', ref, 'peer', ARGV[1], 'gift', ARGV[3], 'count', count,
-  'coins', coins, 'rate_bp', rate, 'ts', ts)
+  'coins', coins, 'rate_bp', rate, 'rate_version', ARGV[15], 'ts', ts)
 
 local event = cmsgpack.pack({
   t = 'gift', room = ARGV[2], seq = seq, epoch = live[3], ts = ts, live_id = live_id,
