@@ -91,7 +91,7 @@ def _user_of(key: bytes, prefix: str) -> str:
 async def audit(client: aioredis.Redis) -> AuditReport:
     report = AuditReport()
     users: set[str] = set()
-    for prefix in ("wallet:", "ledger:"):
+    for prefix in ("wallet:", "ledger:", "inventory:", "withdrawals:"):
         async for key in client.scan_iter(match=prefix + "{u:*}", count=500):
             users.add(_user_of(key, prefix))
     for user in sorted(users):

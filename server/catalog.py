@@ -23,7 +23,8 @@ from server.errors import ConfigError, NotAvailable, UnknownBundle, UnknownGift,
 from server.promotions import Campaign, parse_campaigns
 from server.rates import RateTable, parse_rates
 
-__all__ = ["Bundle", "Gift", "Good", "Region", "Catalog", "load_catalog", "MAX_COINS", "GOOD_KINDS"]
+__all__ = ["Bundle", "Gift", "Good", "Region", "Catalog", "load_catalog", "parse_catalog", "bundled_catalog_text",
+           "MAX_COINS", "GOOD_KINDS"]
 
 ID_PATTERN = re.compile(r"^[a-z0-9_]{1,40}$")
 # Every amount giftcast handles stays far below 2**53 so it is exact in Lua's doubles,
@@ -154,13 +155,18 @@ class Catalog:
 def load_catalog(path: Path | None = None) -> Catalog:
     """Load and validate a catalog file (default: the bundled one)."""
     if path is None:
-        text = importlib.resources.files("server.data").joinpath("catalog.toml").read_text("utf-8")
-        source = "bundled catalog"
-    else:
-        text, source = path.read_text("utf-8"), str(path)
+        return parse_catalog(bundled_catalog_text(), "bundled catalog")
+    return parse_catalog(path.read_text("utf-8"), str(path))
+
+
+def bundled_catalog_text() -> str:
+    return importlib.resources.files("server.data").joinpath("catalog.toml").read_text("utf-8")
+
+
+def parse_catalog(text: str, source: str) -> Catalog:
+    """Validate catalog TOML text; ConfigError naming `source` and the problem."""
     try:
-        raw = tomllib.loads(text)
-        return _build(raw)
+        return _build(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

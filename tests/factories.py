@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import itertools
 import time
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from server import keys
 from server.bank import Bank, spend_caps
-from server.catalog import Catalog, load_catalog
-from server.economy import recharge_credit
+from server.catalog import Catalog, bundled_catalog_text, load_catalog, parse_catalog
+from server.auth import Principal
+from server.codec import SendGift
+from server.economy import balance_adjustment, price_gift, recharge_credit
 from server.live_store import LiveStore
 from server.order_store import OrderStore
 from server.scripts import Scripts
@@ -19,6 +23,31 @@ from server.settings import Settings
 from server.wallet_store import WalletStore
 
 _payments = itertools.count(1)
+DAY_MS = 86_400_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def toml_time(ms: int) -> str:
+    """A TOML date-time literal (UTC) for `ms`."""
+    return datetime.datetime.fromtimestamp(ms // 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def catalog_text(extra: str) -> str:
+    """The bundled catalog with `extra` TOML appended (more rates, campaigns, gifts, goods)."""
+    return bundled_catalog_text() + "\n" + extra
+
+
+def catalog_with(extra: str) -> Catalog:
+    return parse_catalog(catalog_text(extra), "test catalog")
+
+
+def catalog_file(directory: Path, extra: str) -> Path:
+    path = directory / "catalog.toml"
+    path.write_text(catalog_text(extra))
+    return path
 
 
 @dataclasses.dataclass
@@ -44,6 +73,30 @@ class Stores:
         await self.redis.hset(keys.order(user, order_id), mapping={
             "status": "pending", "coins": coins, "bonus_coins": 0, "price": 1, "currency": "USD"})
         await self.orders.credit(order_id, f"seed_{order_id}", 1, "USD", "card")
+
+    async def set_diamonds(self, user: str, diamonds: int) -> None:
+        """Seed diamonds by the book: an admin adjustment."""
+        grant = balance_adjustment(Principal("root", "admin"), user, "diamonds", diamonds, "seed", f"seed{next(_payments)}")
+        await self.bank.accounts.grant(grant)
+
+    async def paid_order(self, user: str = "bob", bundle_id: str = "coins_700") -> dict:
+        """A paid order (its payment id is pay_<order id>), through the real order path."""
+        bundle = self.catalog.bundle(bundle_id)
+        order = await self.orders.create(user, bundle, recharge_credit(self.catalog, bundle, None, now_ms=now_ms()),
+                                         "card")
+        await self.orders.credit(order["id"], "pay_" + order["id"], order["price"], order["currency"], "card")
+        return await self.orders.get(order["id"])
+
+    async def lock_by_chargeback(self, user: str = "bob") -> dict:
+        """Pay 707 coins, gift 700 of them to alice, lose a chargeback: -700 coins, locked."""
+        order = await self.paid_order(user)
+        await self.lives.set_state("alice", "open")
+        charge = price_gift(self.catalog, Principal(user, "viewer"), SendGift(1, "alice", "rainbow_puke", 7, "lk"),
+                            rate_bp=10_000)
+        await self.wallets.apply_gift(charge)
+        await self.orders.reverse(order["id"], "chargeback", "dp_" + order["id"], order["payment_id"],
+                                  order["price"], order["currency"])
+        return order
 
     async def ledger_sum(self, user: str, unit: str) -> int:
         rows = await self.redis.xrange(keys.ledger(user))
