@@ -13,7 +13,7 @@
 -- processing: pending -> processing, recording the payout id sent to the provider (an admin
 --   approved it). Again with the same payout id: replay.
 -- paid: processing with this payout id -> paid; the held diamonds are paid out: ledger entry
---   kind payout (unit diamonds_held, -n, cash, currency).
+--   kind payout (unit diamonds_held, -n, cash, currency, the rate version that priced it).
 -- failed: pending (payout id "": rejected) or processing with this payout id (the provider
 --   failed) -> failed; held diamonds return: two entries of kind withdrawal_release
 --   (diamonds_held -n, diamonds +n). A failure after paid never undoes it: replay, status paid.
@@ -22,7 +22,7 @@
 -- (the step does not follow from the current state or names another payout), invalid_field
 -- (paid with another amount or currency than the withdrawal's cash value).
 
-local w = redis.call('HMGET', KEYS[1], 'status', 'diamonds', 'cash', 'currency', 'payout_id')
+local w = redis.call('HMGET', KEYS[1], 'status', 'diamonds', 'cash', 'currency', 'payout_id', 'rate_version')
 local status, payout = w[1], w[5] or ''
 if not status then return {'err', 'unknown_withdrawal'} end
 local step = ARGV[2]
@@ -50,7 +50,7 @@ elseif step == 'paid' then
   local held = redis.call('HINCRBY', KEYS[2], 'diamonds_held', -n)
   redis.call('HSET', KEYS[1], 'status', 'paid', 'paid_at', ts)
   redis.call('XADD', KEYS[3], '*', 'kind', 'payout', 'unit', 'diamonds_held', 'delta', -n, 'balance', held,
-    'ref', ref, 'payout', ARGV[3], 'cash', w[3], 'currency', w[4], 'ts', ts)
+    'ref', ref, 'payout', ARGV[3], 'cash', w[3], 'currency', w[4], 'rate_version', w[6], 'ts', ts)
 else
   local held = redis.call('HINCRBY', KEYS[2], 'diamonds_held', -n)
   local diamonds = redis.call('HINCRBY', KEYS[2], 'diamonds', n)
