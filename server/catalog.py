@@ -62,8 +62,7 @@ class Gift:
     availability: Availability = Availability()
 
     def to_wire(self) -> dict[str, Any]:
-        wire = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "availability"}
-        return wire | self.availability.to_wire()
+        return _wire(self)
 
 
 GOOD_KINDS = ("effect", "filter", "badge")
@@ -80,7 +79,13 @@ class Good:
     availability: Availability = Availability()
 
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "kind": self.kind, "coins": self.coins} | self.availability.to_wire()
+        return _wire(self)
+
+
+def _wire(item: Gift | Good) -> dict[str, Any]:
+    """A catalog item as clients see it: its fields, with its availability flattened in."""
+    wire = {f.name: getattr(item, f.name) for f in dataclasses.fields(item) if f.name != "availability"}
+    return wire | item.availability.to_wire()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -185,16 +186,20 @@ async def sandbox_checkout(request: Request) -> Response:
     return JSONResponse({"payment_id": payment_id, "order_id": order["id"]}, status_code=202)
 
 
-async def payment_webhook(request: Request) -> Response:
+async def signed_webhook(request: Request, handle: Callable[..., Awaitable[dict[str, Any]]], store: Any) -> Response:
+    """A provider's signed webhook: `handle(store, ...)` verifies and applies the delivery."""
     services = _services(request)
     body = await request.body()
     if len(body) > MAX_BODY:
         raise BadRequest("request body too large")
-    result = await handle_payment_webhook(
-        services.orders, secret=services.settings.webhook_secret,
-        tolerance_s=services.settings.webhook_tolerance_s,
+    result = await handle(
+        store, secret=services.settings.webhook_secret, tolerance_s=services.settings.webhook_tolerance_s,
         header=request.headers.get("giftcast-signature"), body=body, now=int(time.time()))
     return JSONResponse(result)
+
+
+async def payment_webhook(request: Request) -> Response:
+    return await signed_webhook(request, handle_payment_webhook, _services(request).orders)
 
 
 async def set_live(request: Request) -> Response:

@@ -21,6 +21,7 @@ retries and backoff, possibly several times.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -33,8 +34,8 @@ from server import signing
 from server.errors import BadRequest, InvalidField
 from server.order_store import PAYMENT_METHODS, OrderStore
 
-__all__ = ["handle_payment_webhook", "verified_event", "provider_id", "amount_of", "SandboxProvider", "WEBHOOK_PATH",
-           "PAYOUT_WEBHOOK_PATH"]
+__all__ = ["handle_payment_webhook", "verified_event", "WebhookEvent", "provider_id", "amount_of", "SandboxProvider",
+           "WEBHOOK_PATH", "PAYOUT_WEBHOOK_PATH"]
 
 log = logging.getLogger("giftcast.payments")
 WEBHOOK_PATH = "/v1/webhooks/payments"
@@ -42,18 +43,27 @@ PAYOUT_WEBHOOK_PATH = "/v1/webhooks/payouts"
 _REVERSALS = {"payment.refunded": ("refund", "refunded"), "payment.charged_back": ("chargeback", "charged_back")}
 
 
-def verified_event(*, secret: str, tolerance_s: int, header: str | None, body: bytes, now: int
-                   ) -> tuple[str, dict[str, Any]]:
-    """(type, data) of a delivery whose signature and timestamp verify; raises otherwise."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    kind: str
+    data: dict[str, Any]
+    subject: Any  # what it is about: an order id, a withdrawal id (the store checks its form)
+    provider_id: str  # the provider's payment or payout id
+
+
+def verified_event(*, secret: str, tolerance_s: int, header: str | None, body: bytes, now: int, subject: str,
+                   provider_field: str) -> WebhookEvent:
+    """A delivery whose signature and timestamp verify, with its `subject` and provider id
+    fields present; raises an error-tree leaf otherwise."""
     signing.verify(secret, header, body, now=now, tolerance_s=tolerance_s)
     try:
         event = json.loads(body)
         kind, data = event["type"], event["data"]
     except (ValueError, KeyError, TypeError):
         raise BadRequest("webhook body is not an event") from None
-    if not isinstance(data, dict):
-        raise BadRequest("webhook data must be an object")
-    return kind, data
+    if not isinstance(data, dict) or subject not in data:
+        raise BadRequest(f"webhook data must be an object with {subject}")
+    return WebhookEvent(str(kind), data, data[subject], provider_id(data, provider_field))
 
 
 def provider_id(data: dict[str, Any], name: str) -> str:
@@ -77,10 +87,9 @@ async def handle_payment_webhook(
     orders: OrderStore, *, secret: str, tolerance_s: int, header: str | None, body: bytes, now: int
 ) -> dict[str, Any]:
     """Verify and apply one delivery. Raises an error-tree leaf; applies nothing on error."""
-    kind, data = verified_event(secret=secret, tolerance_s=tolerance_s, header=header, body=body, now=now)
-    if "order_id" not in data:
-        raise BadRequest("webhook data needs order_id")
-    order_id, payment_id = data["order_id"], provider_id(data, "payment_id")
+    event = verified_event(secret=secret, tolerance_s=tolerance_s, header=header, body=body, now=now,
+                           subject="order_id", provider_field="payment_id")
+    kind, data, order_id, payment_id = event.kind, event.data, event.subject, event.provider_id
     if kind == "payment.succeeded":
         amount, currency = amount_of(data)
         if data.get("method") not in PAYMENT_METHODS:

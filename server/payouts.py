@@ -21,7 +21,7 @@ import hashlib
 from typing import Any
 
 from server.errors import BadRequest
-from server.payments import SandboxProvider, amount_of, provider_id, verified_event
+from server.payments import SandboxProvider, amount_of, verified_event
 from server.withdrawal_store import WithdrawalStore
 
 __all__ = ["handle_payout_webhook", "approve", "payout_id_for"]
@@ -46,17 +46,16 @@ async def handle_payout_webhook(
     withdrawals: WithdrawalStore, *, secret: str, tolerance_s: int, header: str | None, body: bytes, now: int
 ) -> dict[str, Any]:
     """Verify and apply one payout delivery. Raises an error-tree leaf; applies nothing on error."""
-    kind, data = verified_event(secret=secret, tolerance_s=tolerance_s, header=header, body=body, now=now)
-    if "withdrawal_id" not in data:
-        raise BadRequest("webhook data needs withdrawal_id")
-    withdrawal_id, payout_id = data["withdrawal_id"], provider_id(data, "payout_id")
+    event = verified_event(secret=secret, tolerance_s=tolerance_s, header=header, body=body, now=now,
+                           subject="withdrawal_id", provider_field="payout_id")
+    withdrawal_id, payout_id, kind = event.subject, event.provider_id, event.kind
     if kind == "payout.paid":
-        amount, currency = amount_of(data)
+        amount, currency = amount_of(event.data)
         status, replay = await withdrawals.step(withdrawal_id, "paid", payout_id=payout_id, who="provider",
                                                 cash=amount, currency=currency)
     elif kind == "payout.failed":
         status, replay = await withdrawals.step(withdrawal_id, "failed", payout_id=payout_id, who="provider",
-                                                reason=str(data.get("reason", "failed"))[:120])
+                                                reason=str(event.data.get("reason", "failed"))[:120])
     else:
         raise BadRequest(f"unknown event type {str(kind)[:40]!r}")
     return {"withdrawal_id": withdrawal_id, "status": status, "replay": replay}

@@ -14,8 +14,8 @@ from starlette.routing import Route
 
 from server.auth import check_user_id
 from server.economy import check_reason
-from server.errors import BadRequest, Forbidden, InvalidField, UnknownWithdrawal
-from server.http_api import MAX_BODY, _int_param, _json_body, _principal, _require_role, _services
+from server.errors import Forbidden, InvalidField, UnknownWithdrawal
+from server.http_api import _int_param, _json_body, _principal, _require_role, _services, signed_webhook
 from server.payments import PAYOUT_WEBHOOK_PATH
 from server.payouts import approve, handle_payout_webhook
 from server.withdrawals import creator_of, quote_withdrawal
@@ -91,15 +91,7 @@ async def reject_withdrawal(request: Request) -> Response:
 
 
 async def payout_webhook(request: Request) -> Response:
-    services = _services(request)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise BadRequest("request body too large")
-    result = await handle_payout_webhook(
-        services.bank.withdrawals, secret=services.settings.webhook_secret,
-        tolerance_s=services.settings.webhook_tolerance_s,
-        header=request.headers.get("giftcast-signature"), body=body, now=int(time.time()))
-    return JSONResponse(result)
+    return await signed_webhook(request, handle_payout_webhook, _services(request).bank.withdrawals)
 
 
 routes = [

@@ -35,6 +35,27 @@ def toml_time(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms // 1000, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def campaign_toml(campaign_id: str, kind: str, start_ms: int, end_ms: int, *, percent: int = 0, coins: int = 0,
+                  regions: tuple[str, ...] = ()) -> str:
+    lines = [f'id = "{campaign_id}"', f'kind = "{kind}"', f"available_from = {toml_time(start_ms)}",
+             f"available_until = {toml_time(end_ms)}"]
+    lines += [f"percent = {percent}"] * bool(percent) + [f"coins = {coins}"] * bool(coins)
+    lines += ["regions = [" + ", ".join(f'"{r}"' for r in regions) + "]"] * bool(regions)
+    return "[[campaigns]]\n" + "\n".join(lines) + "\n"
+
+
+def running_campaigns(percent: int = 10, first_coins: int = 100) -> str:
+    """A recharge_bonus "spring" and a first_recharge "hello" campaign, running today."""
+    start, end = now_ms() - DAY_MS, now_ms() + DAY_MS
+    return (campaign_toml("spring", "recharge_bonus", start, end, percent=percent)
+            + campaign_toml("hello", "first_recharge", start, end, coins=first_coins))
+
+
+def rate_toml(region: str, version: int, from_ms: int, rate_bp: int, cash_per_1000_diamonds: int) -> str:
+    return (f'[[rates]]\nregion = "{region}"\nversion = {version}\nfrom = {toml_time(from_ms)}\n'
+            f"rate_bp = {rate_bp}\ncash_per_1000_diamonds = {cash_per_1000_diamonds}\n")
+
+
 def catalog_text(extra: str) -> str:
     """The bundled catalog with `extra` TOML appended (more rates, campaigns, gifts, goods)."""
     return bundled_catalog_text() + "\n" + extra

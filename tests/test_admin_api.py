@@ -153,3 +153,24 @@ async def test_bad_refund_webhooks_change_nothing(live_server, redis, change, st
         response = await http.post(WEBHOOK_PATH, content=body, headers=headers)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
     assert await order_status(live_server, order["id"], "paid")
+
+
+ADMIN_ROUTES = [
+    ("GET", "/v1/admin/users/bob/wallet"), ("GET", "/v1/admin/users/bob/statement"),
+    ("GET", "/v1/admin/users/bob/profile"), ("PUT", "/v1/admin/users/bob/profile"),
+    ("POST", "/v1/admin/users/bob/rewards"), ("POST", "/v1/admin/users/bob/adjustments"),
+    ("GET", "/v1/admin/users/alice/withdrawals"), ("GET", "/v1/admin/withdrawals"),
+    ("POST", "/v1/admin/withdrawals/alice.0123456789abcdef/approve"),
+    ("POST", "/v1/admin/withdrawals/alice.0123456789abcdef/reject"),
+    ("POST", "/v1/admin/orders/bob.0123456789abcdef/refund"),
+]
+
+
+async def test_every_admin_route_requires_the_admin_role(live_server):
+    refused = []
+    for role in ("viewer", "creator", "overlay"):
+        async with live_server.http(live_server.token("bob", role)) as http:
+            for method, path in ADMIN_ROUTES:
+                response = await http.request(method, path, json={})
+                refused.append((response.status_code, response.json()["error"]["code"]))
+    assert refused == [(403, "forbidden")] * len(ADMIN_ROUTES) * 3

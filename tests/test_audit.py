@@ -18,20 +18,12 @@ from server.errors import GiftcastError, InsufficientFunds, RoomClosed
 from server.model import EconomyModel
 from server.profiles import Profile
 from server.withdrawals import quote_withdrawal
-from tests.factories import DAY_MS, catalog_with, make_stores, now_ms, toml_time
+from tests.factories import catalog_with, make_stores, now_ms, running_campaigns
 
 CREATORS = ["alice", "ann"]
 VIEWERS = ["bob", "carol", "dave"]
 ADMIN = Principal("root", "admin")
 SPEND_CAP, WITHDRAW_LIMIT = 3_000, 2_000
-
-
-def campaigns() -> str:
-    start, end = toml_time(now_ms() - DAY_MS), toml_time(now_ms() + DAY_MS)
-    return (f'[[campaigns]]\nid = "spring"\nkind = "recharge_bonus"\npercent = 10\n'
-            f'available_from = {start}\navailable_until = {end}\n'
-            f'[[campaigns]]\nid = "hello"\nkind = "first_recharge"\ncoins = 30\n'
-            f'available_from = {start}\navailable_until = {end}\n')
 
 
 @pytest.fixture
@@ -155,7 +147,7 @@ class Run:
 
 
 async def test_random_economy_matches_the_model_and_passes_the_audit(redis):
-    stores = make_stores(redis, catalog=catalog_with(campaigns()), spend_cap_day_coins=SPEND_CAP,
+    stores = make_stores(redis, catalog=catalog_with(running_campaigns(first_coins=30)), spend_cap_day_coins=SPEND_CAP,
                          spend_cap_week_coins=SPEND_CAP, withdraw_min_diamonds=100,
                          withdraw_day_diamonds=WITHDRAW_LIMIT, withdraw_week_diamonds=WITHDRAW_LIMIT)
     model = EconomyModel(spend_cap=SPEND_CAP)

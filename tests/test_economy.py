@@ -15,7 +15,7 @@ from server.errors import (
     SelfGift, UnknownGift, UnknownItem,
 )
 from server.profiles import Profile
-from tests.factories import catalog_with
+from tests.factories import campaign_toml, catalog_with, rate_toml
 
 CATALOG = load_catalog()
 VIEWER = Principal("bob", "viewer")
@@ -65,14 +65,7 @@ def test_recharge_credits_coins_and_bonus_at_the_region_price():
 
 NOW = 1_790_100_000_000  # 2026-09-22
 TODAY_18 = datetime.date(2008, 9, 22)
-V2 = """
-[[rates]]
-region = "GB"
-version = 2
-from = 2026-09-22T00:00:00Z
-rate_bp = 7000
-cash_per_1000_diamonds = 400
-"""
+V2 = rate_toml("GB", 2, NOW - 3_600_000, 7000, 400)  # in force from an hour before NOW
 
 
 BOB, ALICE = Profile("bob"), Profile("alice")
@@ -132,14 +125,7 @@ def test_static_rules_come_first():
 
 
 def test_recharge_records_the_campaigns_running_at_order_time():
-    catalog = catalog_with("""
-[[campaigns]]
-id = "autumn"
-kind = "recharge_bonus"
-percent = 10
-available_from = 2026-09-21T00:00:00Z
-available_until = 2026-09-28T00:00:00Z
-""")
+    catalog = catalog_with(campaign_toml("autumn", "recharge_bonus", NOW - 86_400_000, NOW + 86_400_000, percent=10))
     credit = recharge_credit(catalog, catalog.bundle("coins_700"), "US", now_ms=NOW)
     assert (credit.promotion.campaign, credit.promotion.bonus) == ("autumn", 70)
     assert recharge_credit(catalog, catalog.bundle("coins_700"), "US", now_ms=0).promotion.bonus == 0

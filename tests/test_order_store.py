@@ -13,7 +13,7 @@ from server.economy import price_gift, recharge_credit
 from server.errors import AccountLocked, InvalidField, OrderState, UnknownOrder
 from server.order_store import buyer_of
 from server.wallet_store import Balances
-from tests.factories import DAY_MS, catalog_with, make_stores, toml_time
+from tests.factories import catalog_with, make_stores, running_campaigns
 
 
 NOW_MS = int(time.time() * 1000)
@@ -106,14 +106,6 @@ async def test_order_keys_live_in_the_buyer_slot(stores):
 
 
 # --- campaigns ------------------------------------------------------------------------------------
-
-def running_campaigns() -> str:
-    start, end = toml_time(NOW_MS - DAY_MS), toml_time(NOW_MS + DAY_MS)
-    return (f'[[campaigns]]\nid = "spring"\nkind = "recharge_bonus"\npercent = 10\n'
-            f'available_from = {start}\navailable_until = {end}\n'
-            f'[[campaigns]]\nid = "hello"\nkind = "first_recharge"\ncoins = 100\n'
-            f'available_from = {start}\navailable_until = {end}\n')
-
 
 @pytest.fixture
 def promo_stores(redis):

@@ -4,32 +4,12 @@ import pytest
 
 from server.errors import ConfigError
 from server.promotions import OrderPromotion, promotions_for
-from tests.factories import catalog_with
+from tests.factories import campaign_toml, catalog_with
 
-CAMPAIGNS = """
-[[campaigns]]
-id = "autumn"
-kind = "recharge_bonus"
-percent = 10
-available_from = 2026-09-21T00:00:00Z
-available_until = 2026-09-28T00:00:00Z
-
-[[campaigns]]
-id = "autumn_kr"
-kind = "recharge_bonus"
-percent = 20
-regions = ["KR"]
-available_from = 2026-09-21T00:00:00Z
-available_until = 2026-09-28T00:00:00Z
-
-[[campaigns]]
-id = "hello"
-kind = "first_recharge"
-coins = 100
-percent = 5
-available_from = 2026-09-21T00:00:00Z
-available_until = 2026-09-28T00:00:00Z
-"""
+START, END = 1_789_948_800_000, 1_790_553_600_000  # 2026-09-21 to 2026-09-28 UTC
+CAMPAIGNS = (campaign_toml("autumn", "recharge_bonus", START, END, percent=10)
+             + campaign_toml("autumn_kr", "recharge_bonus", START, END, percent=20, regions=("KR",))
+             + campaign_toml("hello", "first_recharge", START, END, coins=100, percent=5))
 CATALOG = catalog_with(CAMPAIGNS)
 IN_WEEK = 1_790_100_000_000  # 2026-09-22
 
@@ -53,11 +33,12 @@ def test_nothing_applies_outside_the_window():
 
 @pytest.mark.parametrize("replace,problem", [
     (("kind = \"recharge_bonus\"", "kind = \"cashback\""), "kind"),
-    (("percent = 10\n", "percent = 101\n"), "percent"),
-    (("percent = 10\n", ""), "gives nothing"),
-    (("available_until = 2026-09-28T00:00:00Z\n", ""), "needs available_from and available_until"),
+    (("percent = 10", "percent = 101"), "percent"),
+    (("percent = 10", ""), "gives nothing"),
+    (("available_until = 2026-09-28T00:00:00Z", ""), "needs available_from and available_until"),
 ])
 def test_bad_campaigns_stop_the_load(replace, problem):
-    first = CAMPAIGNS.split("[[campaigns]]")[1]
+    autumn = campaign_toml("autumn", "recharge_bonus", START, END, percent=10)
+    assert replace[0] in autumn
     with pytest.raises(ConfigError, match=problem):
-        catalog_with("[[campaigns]]" + first.replace(*replace, 1))
+        catalog_with(autumn.replace(*replace))

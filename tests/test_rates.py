@@ -3,18 +3,11 @@
 import pytest
 
 from server.errors import ConfigError
-from tests.factories import catalog_with
+from tests.factories import catalog_with, rate_toml
 
 T = 1_800_000_000_000  # 2027-01-15, when US v2 below takes effect
 
-V2 = """
-[[rates]]
-region = "US"
-version = 2
-from = 2027-01-15T08:00:00Z
-rate_bp = 8000
-cash_per_1000_diamonds = 450
-"""
+V2 = rate_toml("US", 2, T, 8000, 450)
 
 
 def test_first_version_applies_until_a_later_one_takes_effect():
@@ -37,7 +30,7 @@ def test_cash_value_rounds_down_in_the_region_currency():
     (V2.replace("from = 2027-01-15T08:00:00Z\n", ""), "after v1"),
     (V2.replace("region = \"US\"", "region = \"ZZ\""), "unknown region"),
     (V2.replace("8000", "-1"), "rate_bp"),
-    (V2 + V2.replace("version = 2", "version = 3").replace("2027-01-15", "2027-01-01"), "after v2"),
+    (V2 + rate_toml("US", 3, T - 1, 8000, 450), "after v2"),
 ])
 def test_bad_rate_tables_stop_the_load(extra, problem):
     with pytest.raises(ConfigError, match=problem):
