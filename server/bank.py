@@ -43,7 +43,7 @@ class Bank:
     def build(cls, client: aioredis.Redis, scripts: Scripts, settings: Settings) -> Bank:
         caps, limits = spend_caps(settings), withdrawal_limits(settings)
         return cls(
-            profiles=ProfileStore(client),
+            profiles=ProfileStore(client, cache_s=settings.profile_cache_s),
             goods=GoodsStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s, spend_caps=caps),
             withdrawals=WithdrawalStore(client, scripts, limits=limits),
             accounts=AccountStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s, spend_caps=caps,

@@ -114,15 +114,14 @@ def gift_charge(catalog: Catalog, sender: Principal, request: SendGift, *, sende
                 creator_profile: Profile, now_ms: int, require_birth_date: bool) -> GiftCharge:
     """Every rule of a gift: `price_gift`'s, the sender's age and region, both account types,
     the gift's regions and window; diamonds at the rate in force in the creator's region."""
-    charge = price_gift(catalog, sender, request, rate_bp=0)
+    rate = catalog.rates.current(catalog.home_region(creator_profile.region).code, now_ms)
+    charge = price_gift(catalog, sender, request, rate_bp=rate.rate_bp, rate_version=rate.version)
     region = spender_region(catalog, sender_profile, now_ms, require_birth_date=require_birth_date)
     if sender_profile.account_type in NO_GIFT_ACCOUNTS or creator_profile.account_type in NO_GIFT_ACCOUNTS:
         raise AccountRestricted("government and political accounts cannot send or receive gifts")
     if not charge.gift.availability.allows(region.code, now_ms):
         raise NotAvailable(f"{charge.gift.id} cannot be sent from {region.code} now")
-    rate = catalog.rates.current(catalog.home_region(creator_profile.region).code, now_ms)
-    return dataclasses.replace(charge, diamonds=diamonds_for(charge.coins, rate.rate_bp), rate_bp=rate.rate_bp,
-                               rate_version=rate.version)
+    return charge
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

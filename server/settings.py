@@ -56,6 +56,8 @@ class Settings:
     spend_limit_raise_delay_s: int = 24 * 3600
     # No birth date on file: refuse buying and gifting (True), or let the account spend (False).
     require_birth_date: bool = False
+    # How long the gift path keeps a profile it read (0: read on every gift).
+    profile_cache_s: float = 5.0
     # Withdrawals, in diamonds: 200,000 diamonds is 1,000 USD at the US rate (0.005 USD each).
     withdraw_min_diamonds: int = 2_000
     withdraw_day_diamonds: int = 200_000
@@ -77,6 +79,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.idempotency_ttl_s < 24 * 3600:
             raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
+        if self.profile_cache_s < 0:
+            raise ConfigError("GIFTCAST_PROFILE_CACHE_S must be >= 0")
         if min(self.spend_cap_day_coins, self.spend_cap_week_coins) < 1 or self.spend_limit_raise_delay_s < 0:
             raise ConfigError("GIFTCAST_SPEND_CAP_DAY_COINS and _WEEK_COINS must be >= 1, the raise delay >= 0")
         if not 1 <= self.withdraw_min_diamonds <= min(self.withdraw_day_diamonds, self.withdraw_week_diamonds):
@@ -136,6 +140,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),
     "spend_limit_raise_delay_s": ("GIFTCAST_SPEND_LIMIT_RAISE_DELAY_S", "delay before a raised self-set limit applies"),
     "require_birth_date": ("GIFTCAST_REQUIRE_BIRTH_DATE", "refuse buying and gifting without a birth date on file"),
+    "profile_cache_s": ("GIFTCAST_PROFILE_CACHE_S", "how long the gift path keeps a profile it read, seconds"),
     "withdraw_min_diamonds": ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "smallest withdrawal, diamonds"),
     "withdraw_day_diamonds": ("GIFTCAST_WITHDRAW_DAY_DIAMONDS", "diamonds a creator may withdraw per UTC day"),
     "withdraw_week_diamonds": ("GIFTCAST_WITHDRAW_WEEK_DIAMONDS", "diamonds a creator may withdraw per ISO week"),
