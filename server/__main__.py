@@ -84,7 +84,8 @@ def audit() -> int:
               f"{report.coins_credited} + adjusted {report.coins_adjusted} - reversed {report.coins_reversed}"
               f" = held {report.coins_held} + spent {report.coins_spent}; diamonds credited "
               f"{report.diamonds_credited} + adjusted {report.diamonds_adjusted} = held {report.diamonds_held}"
-              f" + in withdrawal {report.diamonds_in_withdrawal} + paid out {report.diamonds_paid_out}")
+              f" + in withdrawal {report.diamonds_in_withdrawal} + paid out {report.diamonds_paid_out}; "
+              f"gifts in flight {report.gifts_in_flight}")
         for problem in report.problems:
             print(f"MISMATCH {problem}")
         print("audit: OK" if report.ok else f"audit: {len(report.problems)} problem(s)")

@@ -4,7 +4,10 @@ Per user and unit (coins, diamonds, diamonds_held): the sum of ledger deltas equ
 balance, and the last entry's running balance equals it too; every entry has a known kind in
 a unit that kind may move; the two halves of a withdrawal hold or release cancel out; the
 diamonds held equal the user's pending and processing withdrawals; each good owned equals the
-goods bought; an account is locked exactly when its coins are negative.
+goods bought; an account is locked exactly when its coins are negative. Every gift is matched
+by its ref: each `gift_sent` has exactly one `gift_received`, unless it is still in flight in
+its sender's outbox (Redis Cluster: debited, credit not yet confirmed; counted in
+`gifts_in_flight`, not a problem), and nothing is received that was not sent.
 
 Across all users:
 
@@ -13,15 +16,22 @@ Across all users:
     diamonds credited (gift_received) + diamond adjustments
       = diamonds held + diamonds held for withdrawals + diamonds paid out (payout)
 
-Reads only; `python -m server audit` prints what disagrees and exits non-zero.
+Reads only; run it on a quiet store (a movement made while the audit reads may look
+inconsistent); `python -m server audit` prints what disagrees and exits non-zero.
+
+On Redis Cluster the client's SCAN visits every primary in turn (redis-py keeps a cursor per
+node); every other read is a single-key command (or a pipeline of one user's keys) routed to
+the key's node.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import Counter, defaultdict
 
+import msgpack
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from server import keys
 
@@ -64,6 +74,7 @@ class AuditReport:
     diamonds_held: int = 0
     diamonds_in_withdrawal: int = 0
     diamonds_paid_out: int = 0
+    gifts_in_flight: int = 0
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -84,24 +95,48 @@ class AuditReport:
                 f" + paid out {self.diamonds_paid_out}")
 
 
+Client = aioredis.Redis | RedisCluster
+
+
 def _user_of(key: bytes, prefix: str) -> str:
     return key.decode()[len(prefix) + len("{u:") : -1]
 
 
-async def audit(client: aioredis.Redis) -> AuditReport:
+@dataclasses.dataclass
+class _Gifts:
+    """Gift refs seen on the ledgers: coins debited per sent ref, and receipts per ref."""
+
+    sent: dict[str, int] = dataclasses.field(default_factory=dict)
+    received: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def problems(self, in_flight: set[str]) -> list[str]:
+        found = [f"gift {ref}: {coins} coins debited but never credited"
+                 for ref, coins in self.sent.items() if ref not in self.received and ref not in in_flight]
+        found += [f"gift {ref}: credited {n} times" for ref, n in self.received.items() if n > 1]
+        found += [f"gift {ref}: credited but never debited" for ref in self.received if ref not in self.sent]
+        return found
+
+
+async def audit(client: Client) -> AuditReport:
     report = AuditReport()
     users: set[str] = set()
     for prefix in ("wallet:", "ledger:", "inventory:", "withdrawals:"):
         async for key in client.scan_iter(match=prefix + "{u:*}", count=500):
             users.add(_user_of(key, prefix))
+    in_flight: set[str] = set()
+    async for key in client.scan_iter(match="outbox:{u:*}", count=500):
+        in_flight.update(msgpack.unpackb(entry)["ref"] for entry in await client.hvals(key))
+    report.gifts_in_flight = len(in_flight)
+    gifts = _Gifts()
     for user in sorted(users):
         report.users += 1
-        await _audit_user(client, user, report)
+        await _audit_user(client, user, report, gifts)
+    report.problems.extend(gifts.problems(in_flight))
     report.check_conservation()
     return report
 
 
-async def _audit_user(client: aioredis.Redis, user: str, report: AuditReport) -> None:
+async def _audit_user(client: Client, user: str, report: AuditReport, gifts: _Gifts) -> None:
     wallet = await client.hmget(keys.wallet(user), [*UNITS, "locked"])
     held = {unit: int(value or 0) for unit, value in zip(UNITS, wallet, strict=False)}
     summed: dict[str, int] = defaultdict(int)
@@ -127,6 +162,10 @@ async def _audit_user(client: aioredis.Redis, user: str, report: AuditReport) ->
                 internal[kind] += delta
             if kind == "purchase":
                 bought[fields[b"good"].decode()] += int(fields[b"count"])
+            elif kind == "gift_sent":
+                gifts.sent[fields[b"ref"].decode()] = -delta
+            elif kind == "gift_received":
+                gifts.received[fields[b"ref"].decode()] += 1
         if len(rows) < 1000:
             break
         cursor = "(" + rows[-1][0].decode()
@@ -145,7 +184,7 @@ async def _audit_user(client: aioredis.Redis, user: str, report: AuditReport) ->
     await _audit_holdings(client, user, held["diamonds_held"], bought, report)
 
 
-async def _audit_holdings(client: aioredis.Redis, user: str, diamonds_held: int, bought: dict[str, int],
+async def _audit_holdings(client: Client, user: str, diamonds_held: int, bought: dict[str, int],
                           report: AuditReport) -> None:
     """Held diamonds against open withdrawals; inventory against purchases."""
     ids = await client.zrange(keys.withdrawals(user), 0, -1)

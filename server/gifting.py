@@ -1,7 +1,8 @@
 """What happens when a gift is sent, in one place.
 
 1. The frame was decoded and validated by `codec.decode` (types, count range, key form).
-2. The sender's and the creator's profiles are read in one round trip (`ProfileStore`).
+2. The sender's and the creator's profiles are read in one round trip, or from this process's
+   short-lived copy (`ProfileStore`).
 3. `economy.gift_charge` applies the rules, pure: the sender may spend (role, age for their
    region, account type), is not the room's creator, the gift exists in the *server's* catalog
    and may be sent from the sender's region now (event gifts have a window); it computes
@@ -13,7 +14,9 @@
    live's totals and top-gifter ranking, writes a ledger entry on both sides (with the rate and
    its version), appends the event to the room's history stream, PUBLISHes it on the room
    channel and records the idempotency key with its result. A retry with the same key returns
-   the first receipt and charges nothing.
+   the first receipt and charges nothing. On Redis Cluster the sender's and the creator's keys
+   are in different slots: `SplitGiftStore.apply_gift` (split_gift.py) runs the same two halves
+   as separate single-slot steps joined by an outbox, with the same receipt.
 5. Every hub process subscribed to the room's channel receives the event (`broker.py`) and
    `RoomHub.dispatch` encodes it once per wire format and writes the same bytes to every local
    member; the sender is told its receipt directly as the reply to its request.
@@ -28,13 +31,15 @@ from server.catalog import Catalog
 from server.codec import SendGift
 from server.economy import gift_charge
 from server.profile_store import ProfileStore
+from server.split_gift import SplitGiftStore
 from server.wallet_store import GiftReceipt, WalletStore
 
 __all__ = ["GiftService"]
 
 
 class GiftService:
-    def __init__(self, catalog: Catalog, wallets: WalletStore, profiles: ProfileStore, *, require_birth_date: bool):
+    def __init__(self, catalog: Catalog, wallets: WalletStore | SplitGiftStore, profiles: ProfileStore, *,
+                 require_birth_date: bool):
         self._catalog = catalog
         self._wallets = wallets
         self._profiles = profiles

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -211,12 +211,19 @@ async def set_live(request: Request) -> Response:
                          "seq": state.seq, "changed": state.changed})
 
 
+async def set_goal(request: Request) -> Response:
+    principal = _principal(request)
+    _require_role(principal, "creator")
+    diamonds = (await _json_body(request)).get("diamonds")
+    if type(diamonds) is not int:
+        raise InvalidField("diamonds must be an integer from 0 to 10^12")
+    seq = await _services(request).lives.set_goal(principal.user_id, diamonds)
+    return JSONResponse({"room": principal.user_id, "goal": diamonds, "seq": seq})
+
+
 async def room(request: Request) -> Response:
     creator = check_user_id(request.path_params["creator_id"])
-    services = _services(request)
-    snapshot = await services.lives.snapshot(creator)
-    snapshot["viewers"] = services.hub.members(creator)
-    return JSONResponse(snapshot)
+    return JSONResponse(await _services(request).room_snapshot(creator))
 
 
 async def giftcast_error(request: Request, exc: Exception) -> Response:
@@ -244,10 +251,12 @@ routes = [
     Route("/v1/orders/{order_id}", get_order),
     Route("/v1/live/open", set_live, methods=["POST"]),
     Route("/v1/live/close", set_live, methods=["POST"]),
+    Route("/v1/live/goal", set_goal, methods=["POST"]),
     Route("/v1/rooms/{creator_id}", room),
     Route("/v1/admin/users/{user_id}/wallet", admin_wallet),
     Route(WEBHOOK_PATH, payment_webhook, methods=["POST"]),
     Route("/sandbox/checkout/{order_id}", sandbox_checkout, methods=["POST"]),
 ]
 
-exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, HTTPException: http_error}
+exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, RedisClusterException: redis_error,
+                      HTTPException: http_error}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -19,12 +19,14 @@ from server.bank import Bank
 from server.catalog import Catalog
 from server.errors import Forbidden, TokenInvalid
 from server.gifting import GiftService
+from server.history import RoomHistory
 from server.hub import RoomHub
 from server.live_store import LiveStore
 from server.order_store import OrderStore
 from server.payments import SandboxProvider
 from server.session import Session
 from server.settings import Settings
+from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
 if TYPE_CHECKING:
@@ -43,9 +45,17 @@ class Services:
     lives: LiveStore
     gifts: GiftService
     hub: RoomHub
+    history: RoomHistory
+    viewers: ViewerCounter
     sandbox: SandboxProvider
     redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
     bank: Bank  # profiles, goods, withdrawals, grants, spending limits
+
+    async def room_snapshot(self, room: str) -> dict[str, Any]:
+        """The room as a joiner first sees it, with the room-wide viewer count."""
+        snapshot = await self.lives.snapshot(room)
+        snapshot["viewers"] = await self.viewers.count(room)
+        return snapshot
 
     def authenticate(self, token: str | None) -> Principal:
         return verify_token(self.settings.token_secret, token, now=int(time.time()))

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from server.errors import ConfigError
 
-__all__ = ["Settings", "SETTINGS_DOC"]
+__all__ = ["Settings", "SETTINGS_DOC", "FAILPOINTS"]
+
+# Test-only crash points (GIFTCAST_FAILPOINT). crash_after_debit: on Redis Cluster, the process
+# exits (os._exit, like a SIGKILL: nothing is cleaned up) right after a gift's debit committed
+# and before its credit.
+FAILPOINTS = ("crash_after_debit",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +51,11 @@ class Settings:
     coalesce_ms: float = 0.0
     max_rooms_per_connection: int = 8
     room_history_len: int = 10_000
+    # Most missed events one resume replays; further behind, the client gets a fresh snapshot
+    # (replaying more would only overflow its outbox).
+    resume_max_events: int = 1_000
+    # How often each process reports its local viewer counts and reads the room totals.
+    viewers_interval_s: float = 2.0
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
     # Platform spending caps (gifts and goods), in coins per UTC day and ISO week. The defaults
@@ -62,6 +72,11 @@ class Settings:
     withdraw_min_diamonds: int = 2_000
     withdraw_day_diamonds: int = 200_000
     withdraw_week_diamonds: int = 1_000_000
+    # Redis Cluster: a gift's credit unconfirmed this long after it started is completed by the
+    # recovery loop of any process, which also polls at this period.
+    gift_recovery_s: float = 5.0
+    # TEST ONLY: make the process die at a named point (FAILPOINTS), to prove crash recovery.
+    failpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -85,8 +100,14 @@ class Settings:
             raise ConfigError("GIFTCAST_SPEND_CAP_DAY_COINS and _WEEK_COINS must be >= 1, the raise delay >= 0")
         if not 1 <= self.withdraw_min_diamonds <= min(self.withdraw_day_diamonds, self.withdraw_week_diamonds):
             raise ConfigError("GIFTCAST_WITHDRAW_MIN_DIAMONDS must be >= 1 and within the day and week limits")
+        if self.resume_max_events < 1 or self.viewers_interval_s <= 0:
+            raise ConfigError("GIFTCAST_RESUME_MAX_EVENTS must be >= 1 and GIFTCAST_VIEWERS_INTERVAL_S > 0")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if not 0.05 <= self.gift_recovery_s <= 3600:
+            raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
+        if self.failpoint is not None and self.failpoint not in FAILPOINTS:
+            raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -134,6 +155,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
+    "resume_max_events": ("GIFTCAST_RESUME_MAX_EVENTS", "most missed events a resume replays (more: fresh snapshot)"),
+    "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
@@ -144,4 +167,6 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "withdraw_min_diamonds": ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "smallest withdrawal, diamonds"),
     "withdraw_day_diamonds": ("GIFTCAST_WITHDRAW_DAY_DIAMONDS", "diamonds a creator may withdraw per UTC day"),
     "withdraw_week_diamonds": ("GIFTCAST_WITHDRAW_WEEK_DIAMONDS", "diamonds a creator may withdraw per ISO week"),
+    "gift_recovery_s": ("GIFTCAST_GIFT_RECOVERY_S", "Redis Cluster: seconds before an unfinished gift is completed by the recovery loop"),
+    "failpoint": ("GIFTCAST_FAILPOINT", "TEST ONLY: crash at a named point (crash_after_debit)"),
 }

@@ -173,8 +173,16 @@ class WebSocketTransport(asyncio.Protocol):
         if not self._inflight:
             self._call_on_close()
 
-    # pause_writing/resume_writing: no-ops on purpose. Senders never wait for the transport;
-    # Connection bounds the buffer itself and cuts the client instead (4008).
+    # Flow control never makes a sender wait: while the transport is full, Connection keeps
+    # frames in its outbox (where viewer counts coalesce) and cuts the client past its limit (4008).
+
+    def pause_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.resume_writing()
 
     # -- handshake --------------------------------------------------------------------------
 

@@ -6,20 +6,22 @@ import dataclasses
 import datetime
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from server import keys
+from server.auth import Principal
 from server.bank import Bank, spend_caps
 from server.catalog import Catalog, bundled_catalog_text, load_catalog, parse_catalog
-from server.auth import Principal
 from server.codec import SendGift
 from server.economy import balance_adjustment, price_gift, recharge_credit
 from server.live_store import LiveStore
 from server.order_store import OrderStore
 from server.scripts import Scripts
 from server.settings import Settings
+from server.split_gift import SplitGiftStore
 from server.wallet_store import WalletStore
 
 _payments = itertools.count(1)
@@ -79,6 +81,8 @@ class Stores:
     orders: OrderStore
     lives: LiveStore
     bank: Bank
+    scripts: Scripts
+    settings: Settings  # what the stores were built with
 
     async def fund(self, user: str, bundle_id: str = "coins_70") -> int:
         """Buy and pay a bundle through the real order path; returns the new balance."""
@@ -136,4 +140,13 @@ def make_stores(client: aioredis.Redis, *, idempotency_ttl_s: int = 48 * 3600, h
         OrderStore(client, scripts),
         LiveStore(client, scripts, history_len=history_len),
         Bank.build(client, scripts, config),
+        scripts,
+        config,
     )
+
+
+def make_split_gifts(stores: Stores, *, recovery_s: float = 5.0, after_debit: Callable[[], None] | None = None,
+                     idempotency_ttl_s: int = 48 * 3600) -> SplitGiftStore:
+    """The Redis Cluster gift path (debit, credit, complete) on `stores`' client."""
+    return SplitGiftStore(stores.redis, stores.scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=1000,
+                          recovery_s=recovery_s, spend_caps=spend_caps(stores.settings), after_debit=after_debit)

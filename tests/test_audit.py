@@ -18,7 +18,7 @@ from server.errors import GiftcastError, InsufficientFunds, RoomClosed
 from server.model import EconomyModel
 from server.profiles import Profile
 from server.withdrawals import quote_withdrawal
-from tests.factories import catalog_with, make_stores, now_ms, running_campaigns
+from tests.factories import catalog_with, make_split_gifts, make_stores, now_ms, running_campaigns
 
 CREATORS = ["alice", "ann"]
 VIEWERS = ["bob", "carol", "dave"]
@@ -34,8 +34,10 @@ def stores(redis):
 class Run:
     """One random economy: each step applied to the store and the model, results compared."""
 
-    def __init__(self, stores, model: EconomyModel, seed: int):
+    def __init__(self, stores, model: EconomyModel, seed: int, gifts=None):
+        """`gifts` applies the gifts: `stores.wallets` (one node, the default) or a SplitGiftStore."""
         self.stores, self.model, self.rng = stores, model, random.Random(seed)
+        self.gifts = gifts or stores.wallets
         self.paid: list[dict] = []
         self.withdrawals: list[str] = []
 
@@ -78,7 +80,7 @@ class Run:
         request = SendGift(step, creator, self.rng.choice(["rose", "panda", "love_bang", "rainbow_puke"]),
                            self.rng.randint(1, 5), key)
         charge = price_gift(self.stores.catalog, Principal(sender, "viewer"), request, rate_bp=7_000)
-        await self.same(lambda: self.stores.wallets.apply_gift(charge),
+        await self.same(lambda: self.gifts.apply_gift(charge),
                         lambda: self.model.send_gift(sender, creator, key, request.fingerprint, charge.coins,
                                                      charge.diamonds),
                         lambda r: (r.balance, r.creator_diamonds))
@@ -146,12 +148,15 @@ class Run:
             await (chosen(step) if chosen in (self.recharge, self.gift) else chosen())
 
 
-async def test_random_economy_matches_the_model_and_passes_the_audit(redis):
-    stores = make_stores(redis, catalog=catalog_with(running_campaigns(first_coins=30)), spend_cap_day_coins=SPEND_CAP,
-                         spend_cap_week_coins=SPEND_CAP, withdraw_min_diamonds=100,
-                         withdraw_day_diamonds=WITHDRAW_LIMIT, withdraw_week_diamonds=WITHDRAW_LIMIT)
+def random_stores(client):
+    return make_stores(client, catalog=catalog_with(running_campaigns(first_coins=30)), spend_cap_day_coins=SPEND_CAP,
+                       spend_cap_week_coins=SPEND_CAP, withdraw_min_diamonds=100,
+                       withdraw_day_diamonds=WITHDRAW_LIMIT, withdraw_week_diamonds=WITHDRAW_LIMIT)
+
+
+async def check_random_economy(stores, gifts=None) -> None:
     model = EconomyModel(spend_cap=SPEND_CAP)
-    await Run(stores, model, seed=7).play(400)
+    await Run(stores, model, seed=7, gifts=gifts).play(400)
     for user in VIEWERS + CREATORS:
         balances = await stores.wallets.balances(user)
         assert (balances.coins, balances.diamonds, balances.diamonds_held, balances.locked is not None) == (
@@ -169,6 +174,15 @@ async def test_random_economy_matches_the_model_and_passes_the_audit(redis):
         for _, fields in await stores.redis.xrange(keys.ledger(user)):
             seen |= {fields[b"kind"].decode(), "locked" * (fields.get(b"locked") == b"1")}
     assert seen >= set(KIND_UNITS) | {"locked"}
+
+
+async def test_random_economy_matches_the_model_and_passes_the_audit(redis):
+    await check_random_economy(random_stores(redis))
+
+
+async def test_random_economy_on_the_cluster_matches_the_model_and_passes_the_audit(cluster):
+    stores = random_stores(cluster)  # gifts take the split path (debit, credit, complete) across nodes
+    await check_random_economy(stores, gifts=make_split_gifts(stores))
 
 
 async def test_audit_catches_a_balance_edited_directly_in_redis(stores):
@@ -227,6 +241,54 @@ async def test_audit_catches_an_entry_of_an_unknown_kind(stores):
 
 async def test_audit_of_an_empty_store_passes(stores):
     assert (await audit(stores.redis)).ok
+
+
+async def gift_left_in_flight(stores) -> None:
+    """bob's 5-coin gift to alice, debited by the cluster path, whose process died before the credit."""
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 50)
+
+    def crash() -> None:
+        raise RuntimeError("crashed after the debit")
+
+    charge = price_gift(stores.catalog, Principal("bob", "viewer"), SendGift(1, "alice", "panda", 1, "k"), rate_bp=10_000)
+    with pytest.raises(RuntimeError):
+        await make_split_gifts(stores, after_debit=crash).apply_gift(charge)
+
+
+async def test_a_gift_in_flight_is_counted_not_flagged(stores):
+    await gift_left_in_flight(stores)
+    report = await audit(stores.redis)
+    assert report.ok, report.problems
+    assert report.gifts_in_flight == 1
+
+
+async def test_audit_catches_a_gift_debited_but_never_credited(stores):
+    await gift_left_in_flight(stores)
+    await stores.redis.delete(keys.outbox("bob"))  # the outbox entry lost: the credit never comes
+    report = await audit(stores.redis)
+    assert any("5 coins debited but never credited" in p for p in report.problems)
+
+
+async def test_audit_catches_a_gift_credited_twice(stores):
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 50)
+    await stores.wallets.apply_gift(price_gift(stores.catalog, Principal("bob", "viewer"),
+                                               SendGift(1, "alice", "panda", 1, "k"), rate_bp=10_000))
+    [(_, received)] = await stores.redis.xrange(keys.ledger("alice"))
+    await stores.redis.xadd(keys.ledger("alice"), {**received, b"delta": 0})  # a second receipt, 0 diamonds
+    report = await audit(stores.redis)
+    assert any("credited 2 times" in p for p in report.problems)
+
+
+async def test_audit_on_the_cluster_reads_users_on_every_node(cluster, valkey_cluster):
+    stores = make_stores(cluster)
+    users = [f"user{i}" for i in range(12)]
+    assert len({valkey_cluster.owner(keys.wallet(user)) for user in users}) == 3
+    for user in users:
+        await stores.set_coins(user, 10)
+    report = await audit(cluster)
+    assert report.ok and (report.users, report.coins_held) == (12, 120)
 
 
 async def test_model_refuses_like_the_store():

@@ -16,7 +16,7 @@
 -- Returns {"ok", balance, replay}, or {"err", code}: idempotency_conflict, invalid_count,
 -- invalid_field, insufficient_funds. An error changes nothing.
 
---@include lib_amount
+--#include lib_amount
 
 local stored = redis.call('GET', KEYS[3])
 if stored then

@@ -15,8 +15,8 @@
 -- fingerprint, its first result), or {"err", code}: idempotency_conflict, invalid_count,
 -- account_locked, insufficient_funds, spending_limit. An error changes nothing.
 
---@include lib_amount
---@include lib_limits
+--#include lib_amount
+--#include lib_limits
 
 local stored = redis.call('GET', KEYS[3])
 if stored then

@@ -1,6 +1,6 @@
 -- lib_limits: day/week windows, spending caps and self-set limits, shared by the scripts that
 -- spend coins (send_gift, buy_goods) or withdraw diamonds (request_withdrawal). Not a script by
--- itself: scripts.py pastes it where a script says `--@include lib_limits`.
+-- itself: scripts.py pastes it where a script says `--#include lib_limits`.
 --
 -- A limits:{u:ID} hash holds, per counted flow NAME ("spend": coins on gifts and goods;
 -- "withdraw": diamonds asked for):

@@ -18,8 +18,8 @@
 -- existed with the same fingerprint), or {"err", code}: idempotency_conflict, invalid_count, insufficient_funds,
 -- withdrawal_limit. An error changes nothing.
 
---@include lib_amount
---@include lib_limits
+--#include lib_amount
+--#include lib_limits
 
 local function balances()
   local b = redis.call('HMGET', KEYS[1], 'diamonds', 'diamonds_held')

@@ -8,8 +8,8 @@
 -- Returns {"ok", in_force, next, next_at} ("none" for no limit; next and next_at are "" when no
 -- raise is waiting), or {"err", "invalid_field"}.
 
---@include lib_amount
---@include lib_limits
+--#include lib_amount
+--#include lib_limits
 
 local period = ARGV[1]
 if period ~= 'd' and period ~= 'w' then return {'err', 'invalid_field'} end
