@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from server.admin_api import routes as admin_routes
 from server.bank import Bank, spend_caps
+from server.admission import AddressLimit
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.cluster_broker import ClusterBroker
@@ -27,6 +29,8 @@ from server.http_api import exception_handlers, routes
 from server.payouts_api import routes as payout_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
+from server.observe_http import ObservedHTTP
 from server.order_store import OrderStore
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.redis_runtime import RedisRuntime
@@ -37,9 +41,11 @@ from server.split_gift import SplitGiftStore, crash_after_debit
 from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
-__all__ = ["create_app", "webhook_url"]
+__all__ = ["create_app", "webhook_url", "ROUTES"]
 
 log = logging.getLogger("giftcast")
+# Every HTTP route: http_api's, then the economy's (catalogs, accounts, goods), withdrawals, admin.
+ROUTES = routes + economy_routes + payout_routes + admin_routes
 
 
 def webhook_url(settings: Settings) -> str:
@@ -57,8 +63,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RedisRuntime(settings) as runtime:
             client = runtime.client
-            scripts = Scripts.register(client)
-            hub = RoomHub(settings)
+            metrics = Metrics()
+            scripts = Scripts.register(client, observe=metrics.script_timer)
+            hub = RoomHub(settings, metrics=metrics)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len, spend_caps=spend_caps(settings))
             bank = Bank.build(client, scripts, settings)
@@ -83,7 +90,8 @@ def create_app(settings: Settings) -> Starlette:
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, gift_store, bank.profiles, require_birth_date=settings.require_birth_date),
-                hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready, bank=bank,
+                hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
+                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics, bank=bank,
             )
             hub.attach_history(history, services.room_snapshot)
             await broker.start()
@@ -101,5 +109,5 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.aclose()
                 await history.aclose()
 
-    return Starlette(routes=routes + economy_routes + payout_routes + admin_routes, exception_handlers=exception_handlers,
-                     lifespan=lifespan)
+    return Starlette(routes=ROUTES,
+                     exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])

@@ -169,7 +169,7 @@ def _build(raw: dict[Any, Any], request_id: RequestId, max_count: int) -> Client
 
 def _match(raw: dict[Any, Any], field: str, pattern: re.Pattern[str], error: type[BadRequest]) -> str:
     value = raw.get(field)
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise error(f"{field} is missing or not of the form {pattern.pattern}")
     return value
 

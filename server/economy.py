@@ -48,7 +48,7 @@ def utc_date(now_ms: int) -> datetime.date:
 
 def check_key(value: object) -> str:
     """An idempotency key as the WebSocket takes it: 1-64 of A-Z a-z 0-9 _ . : -"""
-    if not isinstance(value, str) or not IDEMPOTENCY_KEY.match(value):
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidIdempotencyKey("key must be 1-64 characters of A-Z a-z 0-9 _ . : -")
     return value
 
@@ -191,7 +191,7 @@ class BalanceGrant:
 
 
 def check_reason(value: object) -> str:
-    if not isinstance(value, str) or not _REASON.match(value):
+    if not isinstance(value, str) or not _REASON.fullmatch(value):
         raise InvalidField("reason must be 1-200 printable characters")
     return value
 

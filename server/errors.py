@@ -41,6 +41,7 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── SpendingLimit              spending_limit      409
     │   ├── WithdrawalLimit            withdrawal_limit    409
     │   └── WithdrawalState            withdrawal_state    409
+    ├── TooManyConnections             too_many_connections 429
     └── Unavailable                    unavailable         503
 """
 
@@ -52,7 +53,7 @@ __all__ = [
     "TokenInvalid", "TokenExpired", "BadSignature", "StaleTimestamp", "Forbidden", "SelfGift",
     "NotFound", "UnknownGift", "UnknownBundle", "UnknownOrder", "UnknownRegion", "Conflict",
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
-    "OrderState", "Unavailable", "error_for_code", "BelowMinimum", "AgeRestricted", "AccountLocked",
+    "OrderState", "TooManyConnections", "Unavailable", "error_for_code", "BelowMinimum", "AgeRestricted", "AccountLocked",
     "AccountRestricted", "NotAvailable", "UnknownItem", "UnknownWithdrawal", "SpendingLimit",
     "WithdrawalLimit", "WithdrawalState",
 ]
@@ -218,6 +219,10 @@ class WithdrawalLimit(Conflict):
 
 class WithdrawalState(Conflict):
     code = "withdrawal_state"
+
+
+class TooManyConnections(GiftcastError):
+    code, status = "too_many_connections", 429
 
 
 class Unavailable(GiftcastError):

@@ -12,6 +12,7 @@ tree's leaves, rendered as ``{"error": {"code", "message"}}`` with the leaf's st
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from server.auth import Principal, Role, bearer_token, check_user_id, mint_token
 from server.economy import recharge_credit, spender_region, utc_date
+from server.metrics import CONTENT_TYPE
 from server.errors import (
     BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
 )
@@ -58,7 +60,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise BadRequest("request body too large")
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays or objects
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
@@ -226,8 +228,19 @@ async def room(request: Request) -> Response:
     return JSONResponse(await _services(request).room_snapshot(creator))
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text format. A scraper presents GIFTCAST_METRICS_TOKEN; people an admin token."""
+    services = _services(request)
+    presented = bearer_token(request.headers.get("authorization"), None) or ""
+    expected = services.settings.metrics_token
+    if not (expected and hmac.compare_digest(presented.encode(), expected.encode())):
+        _require_role(_principal(request), "admin")
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+
+
 async def giftcast_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GiftcastError)
+    _services(request).metrics.error(exc.code, "http")
     return JSONResponse({"error": exc.to_wire()}, status_code=exc.status)
 
 
@@ -238,11 +251,13 @@ async def redis_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    _services(request).metrics.error(code, "http")
     return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
 
 
 routes = [
     Route("/healthz", healthz),
+    Route("/metrics", metrics),
     Route("/dev/tokens", dev_tokens, methods=["POST"]),
     Route("/v1/me/wallet", my_wallet),
     Route("/v1/me/ledger", ledger),

@@ -38,6 +38,7 @@ from server.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from server.broker import RedisBroker
     from server.history import RoomHistory
+    from server.metrics import Metrics
 
 __all__ = ["RoomHub"]
 
@@ -59,9 +60,10 @@ class _Gate:
 class RoomHub:
     """Local room membership and fan-out. Not thread-safe: use it from the event loop only."""
 
-    def __init__(self, settings: Settings, broker: RedisBroker | None = None) -> None:
+    def __init__(self, settings: Settings, broker: RedisBroker | None = None, metrics: Metrics | None = None) -> None:
         self._max_rooms = settings.max_rooms_per_connection
         self._hold_limit = settings.resume_max_events
+        self._metrics = metrics
         self._members: dict[str, set[Connection]] = {}
         self._rooms_of: dict[Connection, set[str]] = {}
         self._gates: dict[str, dict[Connection, _Gate]] = {}
@@ -199,6 +201,8 @@ class RoomHub:
         if not members:
             return 0
         seq, epoch = event.get("seq"), event.get("epoch")
+        if self._metrics is not None:
+            self._metrics.fanout(len(members))  # once per event, never per connection
         if type(seq) is not int:
             self._fanout(room, members, SharedFrame(event), epoch, None)
             return len(members)

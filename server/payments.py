@@ -59,7 +59,7 @@ def verified_event(*, secret: str, tolerance_s: int, header: str | None, body: b
     try:
         event = json.loads(body)
         kind, data = event["type"], event["data"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise BadRequest("webhook body is not an event") from None
     if not isinstance(data, dict) or subject not in data:
         raise BadRequest(f"webhook data must be an object with {subject}")

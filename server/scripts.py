@@ -13,6 +13,8 @@ loaded: `send_gift` (one node) includes both halves in one atomic script, `gift_
 `gift_credit` (Redis Cluster) one each. The economy's helpers (`lib_amount.lua`, amounts;
 `lib_limits.lua`, spending caps, self-set limits and day/week counters) are libraries too.
 Includes are not nested: a script includes every library it uses, before the ones that use them.
+
+With an `observe(name)` factory (`Metrics.script_timer`), every call's duration is recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
+import time
+from collections.abc import Callable
+from typing import Any
 
 from redis.commands.core import AsyncScript
 
@@ -37,26 +42,46 @@ def script_source(name: str) -> str:
     return _INCLUDE.sub(lambda match: _read(match.group(1)), _read(name))
 
 
+class TimedScript:
+    """An AsyncScript whose calls report their duration (seconds), failed calls included."""
+
+    __slots__ = ("_script", "_observe")
+
+    def __init__(self, script: AsyncScript, observe: Callable[[float], None]) -> None:
+        self._script = script
+        self._observe = observe
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return await self._script(keys, args, client)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scripts:
-    send_gift: AsyncScript
-    gift_debit: AsyncScript
-    gift_credit: AsyncScript
-    gift_complete: AsyncScript
-    set_live_state: AsyncScript
-    credit_order: AsyncScript
-    fail_order: AsyncScript
-    report_viewers: AsyncScript
-    set_goal: AsyncScript
-    reverse_order: AsyncScript
-    buy_goods: AsyncScript
-    request_withdrawal: AsyncScript
-    settle_withdrawal: AsyncScript
-    adjust_balance: AsyncScript
-    set_spend_limit: AsyncScript
+    send_gift: AsyncScript | TimedScript
+    gift_debit: AsyncScript | TimedScript
+    gift_credit: AsyncScript | TimedScript
+    gift_complete: AsyncScript | TimedScript
+    set_live_state: AsyncScript | TimedScript
+    credit_order: AsyncScript | TimedScript
+    fail_order: AsyncScript | TimedScript
+    report_viewers: AsyncScript | TimedScript
+    set_goal: AsyncScript | TimedScript
+    reverse_order: AsyncScript | TimedScript
+    buy_goods: AsyncScript | TimedScript
+    request_withdrawal: AsyncScript | TimedScript
+    settle_withdrawal: AsyncScript | TimedScript
+    adjust_balance: AsyncScript | TimedScript
+    set_spend_limit: AsyncScript | TimedScript
 
     @classmethod
-    def register(cls, client: object) -> Scripts:
+    def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:
         """Register every script with `client` (a redis.asyncio Redis or RedisCluster)."""
-        return cls(**{f.name: client.register_script(script_source(f.name))  # type: ignore[attr-defined]
-                      for f in dataclasses.fields(cls)})
+        scripts: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            script = client.register_script(script_source(field.name))
+            scripts[field.name] = script if observe is None else TimedScript(script, observe(field.name))
+        return cls(**scripts)

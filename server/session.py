@@ -16,13 +16,16 @@ missed events and the held live ones beyond what the read had, after the reply.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
 from server import codec
+from server.admission import client_host
 from server.auth import Principal
+from server.logs import request_id as log_request_id
 from server.errors import Forbidden, GiftcastError, NotInRoom, TooManyRooms, Unavailable
 
 if TYPE_CHECKING:
@@ -41,13 +44,17 @@ class Session:
         self.principal = principal
         self._conn = connection
         self._rooms: set[str] = set()
+        self.log_id = "ws-" + secrets.token_hex(6)  # the request id of this connection's log records
 
     async def on_message(self, message: bytes | str) -> None:
+        log_request_id.set(self.log_id)  # each message runs in its own task: this stays local
         request_id: codec.RequestId = None
         reply: dict[str, Any] | None
+        is_gift = False
         try:
             frame = codec.decode(message, max_count=self._services.settings.gift_max_count)
             request_id = frame.id
+            is_gift = isinstance(frame, codec.SendGift)
             reply = await self._handle(frame)
         except codec.FrameError as exc:
             reply = _error(exc.request_id, exc.error)
@@ -58,11 +65,15 @@ class Session:
             # The outcome of a gift is unknown here: the client retries with the same key.
             reply = _error(request_id, Unavailable("storage unavailable; retry with the same key"))
         if reply is not None:
+            self._services.metrics.ws_reply(is_gift, reply)
             self._conn.send(reply)
 
     def on_close(self) -> None:
         self._services.hub.leave_all(self._conn)
         self._rooms.clear()
+        self._services.connections.release(client_host(self._conn.remote_address))
+        closing = self._conn.protocol.close_sent or self._conn.protocol.close_rcvd
+        self._services.metrics.connection_closed(closing.code if closing else 1006)  # 1006: no close frame
 
     async def _handle(self, frame: codec.ClientFrame) -> dict[str, Any] | None:
         match frame:

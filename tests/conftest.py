@@ -40,15 +40,15 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"uvloop": uvloop.new_event_loop}
 
 
+# What giftcast requires of a Redis it is given (server/redis_runtime.py, docs/durability.md).
+MONEY_CONFIG = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
+
+
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """A real Valkey with the money settings giftcast uses in production (AOF, fsync always)."""
     data_dir: Path = tmp_path_factory.mktemp("valkey")
-    server = ValkeyServer(
-        data_dir=data_dir,
-        persist=True,
-        config={"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"},
-    )
+    server = ValkeyServer(data_dir=data_dir, persist=True, config=MONEY_CONFIG)
     server.start()
     try:
         yield server
@@ -126,6 +126,11 @@ class LiveServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.port}/ws"
+
+    @property
+    def services(self) -> Any:
+        """The running app's `Services` (uvicorn keeps the lifespan state)."""
+        return self.server.lifespan.state["giftcast"]
 
     def token(self, user: str, role: str = "viewer", ttl_s: int = 600) -> str:
         return mint_token(self.settings.token_secret, user, role, now=int(time.time()), ttl_s=ttl_s)

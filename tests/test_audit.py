@@ -15,7 +15,7 @@ from server.auth import Principal
 from server.codec import SendGift
 from server.economy import balance_adjustment, price_gift, price_goods, recharge_credit, reward_grant
 from server.errors import GiftcastError, InsufficientFunds, RoomClosed
-from server.model import EconomyModel
+from server.model import EconomyModel, LedgerEntry
 from server.profiles import Profile
 from server.withdrawals import quote_withdrawal
 from tests.factories import catalog_with, make_split_gifts, make_stores, now_ms, running_campaigns
@@ -58,10 +58,9 @@ class Run:
         bundle = stores.catalog.bundle(self.rng.choice(["coins_70", "coins_350"]))
         credit = recharge_credit(stores.catalog, bundle, None, now_ms=now_ms())
         order = await stores.orders.create(user, bundle, credit, "card")
-        self.model.create_order(order["id"], credit.coins + credit.bonus_coins + credit.promotion.bonus,
-                                credit.promotion.first_bonus)
+        self.model.create_order(order["id"], bundle, credit.promotion)
         await self.same(lambda: stores.orders.credit(order["id"], f"p{step}", order["price"], "USD", "card"),
-                        lambda: self.model.pay_order(order["id"], f"p{step}"), lambda r: r.credited)
+                        lambda: self.model.pay_order(order["id"], f"p{step}"), lambda r: 0 if r.replay else r.credited)
         self.paid.append(order | {"payment_id": f"p{step}"})
 
     async def reverse(self) -> None:
@@ -71,7 +70,7 @@ class Run:
         kind, reversal = self.rng.choice(["refund", "chargeback"]), f"r{self.rng.randrange(3)}"
         await self.same(
             lambda: self.stores.orders.reverse(order["id"], kind, reversal, order["payment_id"], order["price"], "USD"),
-            lambda: self.model.reverse_order(order["id"], reversal, order["payment_id"]),
+            lambda: self.model.reverse_order(order["id"], kind, reversal, order["payment_id"]),
             lambda r: (r.balance, r.locked))
 
     async def gift(self, step: int) -> None:
@@ -161,6 +160,10 @@ async def check_random_economy(stores, gifts=None) -> None:
         balances = await stores.wallets.balances(user)
         assert (balances.coins, balances.diamonds, balances.diamonds_held, balances.locked is not None) == (
             model.coins[user], model.diamonds[user], model.diamonds_held[user], user in model.locked)
+    for user in VIEWERS + CREATORS:
+        ledger = [LedgerEntry(f[b"kind"].decode(), f[b"unit"].decode(), int(f[b"delta"]), int(f[b"balance"]))
+                  for _, f in await stores.redis.xrange(keys.ledger(user))]
+        assert ledger == model.ledger.get(user, []), user
     report = await audit(stores.redis)
     assert report.ok, report.problems
     assert model.conserved()

