@@ -80,8 +80,10 @@ def audit() -> int:
         async with RedisRuntime(settings) as runtime:
             report = await run_audit(runtime.client)
         print(f"audited {report.users} users, {report.entries} ledger entries: coins credited "
-              f"{report.coins_credited} = held {report.coins_held} + spent {report.coins_spent}; "
-              f"diamonds credited {report.diamonds_credited}, held {report.diamonds_held}; "
+              f"{report.coins_credited} + adjusted {report.coins_adjusted} - reversed {report.coins_reversed}"
+              f" = held {report.coins_held} + spent {report.coins_spent}; diamonds credited "
+              f"{report.diamonds_credited} + adjusted {report.diamonds_adjusted} = held {report.diamonds_held}"
+              f" + in withdrawal {report.diamonds_in_withdrawal} + paid out {report.diamonds_paid_out}; "
               f"gifts in flight {report.gifts_in_flight}")
         for problem in report.problems:
             print(f"MISMATCH {problem}")

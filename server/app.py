@@ -15,14 +15,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from server.admin_api import routes as admin_routes
+from server.bank import Bank, spend_caps
 from server.admission import AddressLimit
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.cluster_broker import ClusterBroker
 from server.gift_recovery import GiftRecovery
 from server.gifting import GiftService
+from server.economy_api import routes as economy_routes
 from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
+from server.payouts_api import routes as payout_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
 from server.metrics import Metrics
@@ -37,9 +41,11 @@ from server.split_gift import SplitGiftStore, crash_after_debit
 from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
-__all__ = ["create_app", "webhook_url"]
+__all__ = ["create_app", "webhook_url", "ROUTES"]
 
 log = logging.getLogger("giftcast")
+# Every HTTP route: http_api's, then the economy's (catalogs, accounts, goods), withdrawals, admin.
+ROUTES = routes + economy_routes + payout_routes + admin_routes
 
 
 def webhook_url(settings: Settings) -> str:
@@ -61,7 +67,8 @@ def create_app(settings: Settings) -> Starlette:
             scripts = Scripts.register(client, observe=metrics.script_timer)
             hub = RoomHub(settings, metrics=metrics)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
-                                  history_len=settings.room_history_len)
+                                  history_len=settings.room_history_len, spend_caps=spend_caps(settings))
+            bank = Bank.build(client, scripts, settings)
             gift_store: WalletStore | SplitGiftStore = wallets
             recovery: GiftRecovery | None = None
             if runtime.cluster:  # gifts span two slots: debit, credit, complete, and a recovery loop
@@ -69,6 +76,7 @@ def create_app(settings: Settings) -> Starlette:
                 gift_store = SplitGiftStore(
                     client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                     history_len=settings.room_history_len, recovery_s=settings.gift_recovery_s,
+                    spend_caps=spend_caps(settings),
                     after_debit=crash_after_debit if settings.failpoint == "crash_after_debit" else None)
                 recovery = GiftRecovery(client, gift_store, period_s=settings.gift_recovery_s)
             else:
@@ -81,9 +89,9 @@ def create_app(settings: Settings) -> Starlette:
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
-                gifts=GiftService(catalog, gift_store, rate_bp=settings.diamond_rate_bp),
+                gifts=GiftService(catalog, gift_store, bank.profiles, require_birth_date=settings.require_birth_date),
                 hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
-                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics,
+                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics, bank=bank,
             )
             hub.attach_history(history, services.room_snapshot)
             await broker.start()
@@ -101,5 +109,5 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.aclose()
                 await history.aclose()
 
-    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan,
-                     middleware=[Middleware(ObservedHTTP)])
+    return Starlette(routes=ROUTES,
+                     exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])

@@ -23,7 +23,7 @@ from typing import Literal
 
 from server.errors import InvalidField, TokenExpired, TokenInvalid, TokenMissing
 
-__all__ = ["Principal", "Role", "ROLES", "bearer_token", "mint_token", "verify_token", "check_user_id"]
+__all__ = ["Principal", "Role", "ROLES", "bearer_token", "mint_token", "verify_token", "check_user_id", "owner_of"]
 
 Role = Literal["viewer", "creator", "admin", "overlay"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "admin", "overlay")
@@ -51,6 +51,15 @@ def check_user_id(user_id: object) -> str:
     if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise InvalidField("user ids are 1-64 characters of A-Z a-z 0-9 _ -")
     return user_id
+
+
+def owner_of(compound_id: object) -> str | None:
+    """The user a ``<user_id>.<16 alphanumerics>`` id (an order, a withdrawal) names, else None."""
+    if isinstance(compound_id, str) and compound_id.count(".") == 1:
+        user_id, _, suffix = compound_id.partition(".")
+        if USER_ID.fullmatch(user_id) and len(suffix) == 16 and suffix.isalnum():
+            return user_id
+    return None
 
 
 def _b64(data: bytes) -> str:

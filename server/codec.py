@@ -41,6 +41,7 @@ RequestId = int | str | None
 
 _ROOM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+IDEMPOTENCY_KEY = _KEY  # also the form of the keys HTTP purchases and grants take
 _GIFT = re.compile(r"^[a-z0-9_]{1,40}$")
 _EPOCH = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
 _MAX_ID = 2**53

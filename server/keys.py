@@ -6,7 +6,8 @@ tagged with the creator's own tag: the room's totals, ranking, history and chann
 same slot as the creator's diamond balance, so crediting a gift to a creator and publishing it
 to the room is one single-slot script. Orders are tagged with their buyer.
 
-    wallet:{u:ID}                 hash   coins, diamonds (balances); gifts_sent (count, for refs)
+    wallet:{u:ID}                 hash   coins, diamonds, diamonds_held (balances); gifts_sent
+                                         (count, for refs); first_recharge; locked (why, if so)
     ledger:{u:ID}                 stream one entry per balance movement (never trimmed)
     idem:{u:ID}:KEY               string msgpack {fp, result} of a gift, TTL >= 24 h
     outbox:{u:ID}                 hash   KEY -> a gift debited whose credit is unconfirmed (cluster)
@@ -20,6 +21,15 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     live:{u:ID}:history           stream the room's recent events, for resume
     viewers:{u:ID}                hash   process id -> "count:deadline_ms", the room's viewers
     room:{u:ID}                   channel the room's events (sharded pub/sub: SPUBLISH, SSUBSCRIBE)
+    profile:{u:ID}                hash   region, birth_date, account_type
+    limits:{u:ID}                 hash   self-set spending limits, day/week spending and
+                                         withdrawal counters
+    op:{u:ID}:KIND:KEY            string msgpack {fp, result} of a purchase or admin grant, TTL
+    inventory:{u:ID}              hash   good id -> count owned
+    withdrawal:{u:ID}:WID         hash   a withdrawal request and its state
+    withdrawals:{u:ID}            zset   the creator's withdrawal ids by creation time
+    review:withdrawals            zset   withdrawals awaiting an admin, by creation time (an index
+                                         written after the script, not money: see withdrawal_store)
 """
 
 from __future__ import annotations
@@ -95,3 +105,31 @@ def room_channel(creator_id: str) -> str:
 def room_of_channel(channel: str) -> str:
     """Inverse of `room_channel`: the creator id a room channel belongs to."""
     return channel[len("room:{u:") : -1]
+
+
+def profile(user_id: str) -> str:
+    return "profile:" + tag(user_id)
+
+
+def limits(user_id: str) -> str:
+    return "limits:" + tag(user_id)
+
+
+def operation(user_id: str, kind: str, key: str) -> str:
+    """The idempotency record of a purchase or an admin grant (`kind` keeps the spaces apart)."""
+    return "op:" + tag(user_id) + ":" + kind + ":" + key
+
+
+def inventory(user_id: str) -> str:
+    return "inventory:" + tag(user_id)
+
+
+def withdrawal(user_id: str, withdrawal_id: str) -> str:
+    return "withdrawal:" + tag(user_id) + ":" + withdrawal_id
+
+
+def withdrawals(user_id: str) -> str:
+    return "withdrawals:" + tag(user_id)
+
+
+WITHDRAWAL_REVIEW = "review:withdrawals"

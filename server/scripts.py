@@ -10,7 +10,9 @@ A gift has two halves, the sender's and the creator's. Each half is written once
 file of Lua functions (`gift_sender_side.lua`, `gift_creator_side.lua`), and a script pulls a
 library in with a line ``--#include NAME``, replaced by that file's text when the script is
 loaded: `send_gift` (one node) includes both halves in one atomic script, `gift_debit` and
-`gift_credit` (Redis Cluster) one each.
+`gift_credit` (Redis Cluster) one each. The economy's helpers (`lib_amount.lua`, amounts;
+`lib_limits.lua`, spending caps, self-set limits and day/week counters) are libraries too.
+Includes are not nested: a script includes every library it uses, before the ones that use them.
 
 With an `observe(name)` factory (`Metrics.script_timer`), every call's duration is recorded.
 """
@@ -68,6 +70,12 @@ class Scripts:
     fail_order: AsyncScript | TimedScript
     report_viewers: AsyncScript | TimedScript
     set_goal: AsyncScript | TimedScript
+    reverse_order: AsyncScript | TimedScript
+    buy_goods: AsyncScript | TimedScript
+    request_withdrawal: AsyncScript | TimedScript
+    settle_withdrawal: AsyncScript | TimedScript
+    adjust_balance: AsyncScript | TimedScript
+    set_spend_limit: AsyncScript | TimedScript
 
     @classmethod
     def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from server.admission import AddressLimit, client_host
 from server.auth import Principal, bearer_token, verify_token
+from server.bank import Bank
 from server.catalog import Catalog
 from server.errors import Forbidden, GiftcastError, TokenInvalid, TooManyConnections
 from server.gifting import GiftService
@@ -56,6 +57,7 @@ class Services:
     redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
     connections: AddressLimit  # open WebSocket sessions per client address
     metrics: Metrics
+    bank: Bank  # profiles, goods, withdrawals, grants, spending limits
 
     async def room_snapshot(self, room: str) -> dict[str, Any]:
         """The room as a joiner first sees it, with the room-wide viewer count."""

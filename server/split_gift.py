@@ -3,8 +3,9 @@ live in different slots, so no one script can hold both. Exactly once, in single
 
 0. Index the attempt: ZADD `keys.gifts_in_flight(partition)` "SENDER KEY ATTEMPT" with score =
    the time it becomes due for recovery (start + `recovery_s`); meanwhile read the room's status.
-1. `gift_debit.lua`, sender's slot: idempotency lookup, checks (the room status just read),
-   debit, `gift_sent` ledger entry, the gift into the sender's outbox, pending idempotency
+1. `gift_debit.lua`, sender's slot: idempotency lookup, checks (the room status just read;
+   account lock, balance, spending caps and limits in `limits:{u:SENDER}`), debit (counting the
+   spending), `gift_sent` ledger entry, the gift into the sender's outbox, pending idempotency
    record. It refuses to run after start + recovery_s / 2, so a debit never lands after the
    recovery loop decided the attempt had left nothing behind.
 2. `gift_credit.lua`, creator's slot: credit, `gift_received` entry, live totals, history,
@@ -36,7 +37,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from server import keys
-from server.economy import GiftCharge
+from server.economy import GiftCharge, SpendCaps
 from server.errors import Unavailable, error_for_code
 from server.scripts import Scripts
 from server.wallet_store import GiftReceipt
@@ -61,7 +62,8 @@ class SplitGiftStore:
     """The gift path in steps joined by an outbox. Same `apply_gift` contract as WalletStore."""
 
     def __init__(self, client: RedisCluster | Redis, scripts: Scripts, *, idempotency_ttl_s: int,
-                 history_len: int, recovery_s: float, after_debit: Callable[[], None] | None = None) -> None:
+                 history_len: int, recovery_s: float, spend_caps: SpendCaps,
+                 after_debit: Callable[[], None] | None = None) -> None:
         """`after_debit` runs right after a debit commits, before the credit: a test seam for
         crashes (`crash_after_debit`, or an exception); None in production."""
         self._client = client
@@ -69,6 +71,7 @@ class SplitGiftStore:
         self._idempotency_ttl_s = idempotency_ttl_s
         self._history_len = history_len
         self._recovery_ms = int(recovery_s * 1000)
+        self._spend_caps = spend_caps
         self._after_debit = after_debit
 
     async def apply_gift(self, charge: GiftCharge) -> GiftReceipt:
@@ -81,10 +84,12 @@ class SplitGiftStore:
             self._client.hmget(keys.live(creator), ["status", "live_id"]),
         )
         reply = await self._scripts.gift_debit(
-            keys=[keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, charge.key), keys.outbox(sender)],
+            keys=[keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, charge.key), keys.outbox(sender),
+                  keys.limits(sender)],
             args=[sender, creator, charge.gift.id, charge.count, charge.coins, charge.diamonds, charge.rate_bp,
                   charge.fingerprint, self._idempotency_ttl_s, charge.key, status or b"closed", live_id or b"",
-                  started_ms + self._recovery_ms // 2],
+                  started_ms + self._recovery_ms // 2, self._spend_caps.day, self._spend_caps.week,
+                  charge.rate_version],
         )
         outcome = _text(reply[0])
         if outcome == "debited" and self._after_debit is not None:

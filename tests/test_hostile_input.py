@@ -22,7 +22,7 @@ from server.auth import mint_token
 from server.connection import CLOSE_TOO_SLOW
 from server.economy import recharge_credit
 from server.errors import _BY_CODE
-from server.http_api import routes
+from server.app import ROUTES
 from tests.adversarial import adversarial_messages
 from tests.conftest import TOKEN_SECRET, wait_until
 from tests.factories import make_stores
@@ -193,9 +193,11 @@ async def test_adversarial_http_bodies_get_4xx_errors_and_change_nothing(start_s
     sandbox checkout is off, as in production: with it on, a valid body pays by design.)"""
     live_server = await start_server(sandbox_payments=False)
     order = await stores.orders.create("mallory", stores.catalog.bundle("coins_70"),
-                                       recharge_credit(stores.catalog, stores.catalog.bundle("coins_70"), None), "card")
-    params = {"order_id": order["id"], "user_id": "mallory", "creator_id": "alice"}
-    posts = [route.path.format(**params) for route in routes if "POST" in (route.methods or ())]
+                                       recharge_credit(stores.catalog, stores.catalog.bundle("coins_70"), None, now_ms=0),
+                                       "card")
+    params = {"order_id": order["id"], "user_id": "mallory", "creator_id": "alice",
+              "withdrawal_id": "alice.0123456789abcdef"}
+    posts = [route.path.format(**params) for route in ROUTES if "POST" in (route.methods or ())]
     bodies = [m if isinstance(m, bytes) else m.encode()
               for m in adversarial_messages(seed=3, count=40, rooms=ROOMS, keys=KEYS)]
     async with live_server.http(live_server.token("mallory")) as http:

@@ -38,7 +38,7 @@ async def test_dev_token_works_for_the_api(live_server):
     async with live_server.http() as http:
         token = (await http.post("/dev/tokens", json={"user_id": "bob", "role": "viewer"})).json()["token"]
         response = await http.get("/v1/me/wallet", headers={"authorization": f"Bearer {token}"})
-    assert response.json() == {"user_id": "bob", "coins": 0, "diamonds": 0}
+    assert response.json() == {"user_id": "bob", "coins": 0, "diamonds": 0, "diamonds_held": 0, "locked": None}
 
 
 @pytest.mark.parametrize("make_token,code", [

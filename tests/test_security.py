@@ -1,5 +1,5 @@
 """Every door locked, end to end: the authorization matrix over EVERY HTTP route (enumerated from
-`server.http_api.routes`, so a new route without a row fails) and every WebSocket frame type;
+`server.app.ROUTES`, so a new route without a row fails) and every WebSocket frame type;
 tampered, expired, wrong-audience and foreign-key tokens; cross-site handshakes; replayed,
 re-signed and stale webhooks."""
 
@@ -18,8 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from server import signing
 from server.auth import mint_token
-from server.http_api import routes
-from server.payments import WEBHOOK_PATH
+from server.app import ROUTES
+from server.payments import PAYOUT_WEBHOOK_PATH, WEBHOOK_PATH
 from tests.conftest import TOKEN_SECRET, WEBHOOK_SECRET
 from tests.factories import make_stores
 from tests.webhooks import payment_event
@@ -28,7 +28,8 @@ from tests.ws_client import open_client
 NOBODY, VIEWER, OTHER, CREATOR, ADMIN, OVERLAY = "nobody", "viewer", "other_viewer", "creator", "admin", "overlay"
 PRINCIPALS = {VIEWER: ("bob", "viewer"), OTHER: ("carol", "viewer"), CREATOR: ("alice", "creator"),
               ADMIN: ("root", "admin"), OVERLAY: ("alice", "overlay")}
-ORDER_OWNER = "bob"  # path {order_id} is one of bob's orders; {user_id} is bob; {creator_id} is alice
+ORDER_OWNER = "bob"  # path {order_id} is one of bob's orders; {user_id} is bob; {creator_id} is alice;
+# {withdrawal_id} is one of alice's, pending
 
 
 def row(nobody: int, viewer: int, other: int, creator: int, admin: int, overlay: int) -> dict[str, int]:
@@ -47,6 +48,29 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/dev/tokens"): everyone(201),
     ("GET", "/v1/catalog/bundles"): everyone(200),
     ("GET", "/v1/catalog/gifts"): everyone(200),
+    ("GET", "/v1/catalog/goods"): everyone(200),
+    ("GET", "/v1/catalog/rates"): everyone(200),
+    ("GET", "/v1/me/profile"): row(401, 200, 200, 200, 200, 403),
+    ("GET", "/v1/me/limits"): row(401, 200, 200, 200, 403, 403),
+    ("PUT", "/v1/me/limits"): row(401, 200, 200, 200, 403, 403),
+    ("POST", "/v1/goods/purchases"): row(401, 201, 409, 409, 403, 403),  # carol and alice have no coins
+    ("GET", "/v1/me/inventory"): row(401, 200, 200, 200, 200, 403),
+    ("GET", "/v1/me/statement"): row(401, 200, 200, 200, 200, 403),
+    ("POST", "/v1/withdrawals"): row(401, 403, 403, 201, 403, 403),
+    ("GET", "/v1/me/withdrawals"): row(401, 403, 403, 200, 403, 403),
+    ("GET", "/v1/withdrawals/{withdrawal_id}"): row(401, 404, 404, 200, 200, 404),
+    ("GET", "/v1/admin/withdrawals"): row(401, 403, 403, 403, 200, 403),
+    ("GET", "/v1/admin/users/{user_id}/withdrawals"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/v1/admin/withdrawals/{withdrawal_id}/reject"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/v1/admin/withdrawals/{withdrawal_id}/approve"): row(401, 403, 403, 403, 409, 403),  # rejected
+    ("GET", "/v1/admin/users/{user_id}/statement"): row(401, 403, 403, 403, 200, 403),
+    ("GET", "/v1/admin/users/{user_id}/profile"): row(401, 403, 403, 403, 200, 403),
+    ("PUT", "/v1/admin/users/{user_id}/profile"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/v1/admin/users/{user_id}/rewards"): row(401, 403, 403, 403, 201, 403),
+    ("POST", "/v1/admin/users/{user_id}/adjustments"): row(401, 403, 403, 403, 201, 403),
+    ("POST", "/v1/admin/orders/{order_id}/refund"): row(401, 403, 403, 403, 409, 403),  # not paid
+    ("POST", "/sandbox/chargeback/{order_id}"): row(401, 409, 404, 404, 409, 404),  # not paid
+    ("POST", "/v1/webhooks/payouts"): everyone(401),  # a bearer token is no webhook signature
     ("GET", "/v1/me/wallet"): row(401, 200, 200, 200, 200, 403),
     ("GET", "/v1/me/ledger"): row(401, 200, 200, 200, 200, 403),
     ("GET", "/v1/me/orders"): row(401, 200, 200, 200, 200, 403),
@@ -61,11 +85,17 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/sandbox/checkout/{order_id}"): row(401, 202, 404, 404, 202, 404),
 }
 BODIES = {"/dev/tokens": {"user_id": "eve"}, "/v1/orders": {"bundle_id": "coins_70"}, "/v1/live/goal": {"diamonds": 100},
-          "/sandbox/checkout/{order_id}": {"outcome": "decline"}}
+          "/sandbox/checkout/{order_id}": {"outcome": "decline"}, "/v1/me/limits": {"day": 1000},
+          "/v1/goods/purchases": {"good_id": "neon_filter", "key": "m1"},
+          "/v1/withdrawals": {"diamonds": 2000, "key": "m2"},
+          "/v1/admin/withdrawals/{withdrawal_id}/reject": {"reason": "matrix"},
+          "/v1/admin/users/{user_id}/profile": {"account_type": "business"},
+          "/v1/admin/users/{user_id}/rewards": {"coins": 5, "reason": "matrix", "key": "r1"},
+          "/v1/admin/users/{user_id}/adjustments": {"unit": "coins", "delta": 5, "reason": "matrix", "key": "a1"}}
 
 
 def route_table() -> set[tuple[str, str]]:
-    return {(method, route.path) for route in routes for method in (route.methods or ()) if method != "HEAD"}
+    return {(method, route.path) for route in ROUTES for method in (route.methods or ()) if method != "HEAD"}
 
 
 def forge(claims: dict[str, Any], secret: str = TOKEN_SECRET) -> str:
@@ -101,9 +131,12 @@ async def world(live_server, redis):
     stores = make_stores(redis)
     await stores.lives.set_state("alice", "open")
     await stores.set_coins("bob", 100)
+    await stores.set_diamonds("alice", 10_000)
     async with live_server.http(live_server.token(ORDER_OWNER)) as http:
         order = (await http.post("/v1/orders", json={"bundle_id": "coins_70"})).json()
-    return {"order_id": order["id"], "user_id": "bob", "creator_id": "alice"}
+    async with live_server.http(live_server.token("alice", "creator")) as http:
+        withdrawal = (await http.post("/v1/withdrawals", json={"diamonds": 2000, "key": "world"})).json()
+    return {"order_id": order["id"], "user_id": "bob", "creator_id": "alice", "withdrawal_id": withdrawal["id"]}
 
 
 def test_every_route_is_in_the_matrix():
@@ -124,7 +157,8 @@ async def test_the_authorization_matrix_holds_for_every_route_and_principal(live
 
 
 async def test_bad_tokens_are_refused_on_every_authenticated_route(live_server, world):
-    authenticated = [key for key, expected in MATRIX.items() if expected[NOBODY] == 401 and key[1] != WEBHOOK_PATH]
+    webhooks = (WEBHOOK_PATH, PAYOUT_WEBHOOK_PATH)
+    authenticated = [key for key, expected in MATRIX.items() if expected[NOBODY] == 401 and key[1] not in webhooks]
     wrong = []
     async with live_server.http() as http:
         for name, token in bad_tokens(live_server).items():

@@ -166,3 +166,34 @@ async def test_viewer_count_in_snapshot_counts_this_process(room, client):
     await client("bob")
     joined = await (await client("carol", join=None)).request(t="join", room="alice")
     assert joined["snapshot"]["viewers"] == 2
+
+
+async def test_a_locked_account_is_refused_with_account_locked(room, client):
+    await room.lock_by_chargeback("bob")
+    reply = await (await client("bob")).gift()
+    assert (reply["t"], reply["code"]) == ("error", "account_locked")
+
+
+async def test_a_minor_is_refused_with_age_restricted(room, client):
+    await room.set_coins("bob", 10)
+    await room.bank.profiles.update("bob", {"region": "KR", "birth_date": "2008-01-01"})  # 18, KR wants 19
+    reply = await (await client("bob")).gift()
+    assert (reply["t"], reply["code"]) == ("error", "age_restricted")
+    assert (await room.wallets.balances("bob")).coins == 10
+
+
+async def test_spending_past_a_self_set_limit_is_refused(room, client):
+    await room.set_coins("bob", 100)
+    await room.bank.accounts.set_spend_limit("bob", "day", 3)
+    sender = await client("bob")
+    assert (await sender.gift(count=3))["t"] == "ack"
+    reply = await sender.gift()
+    assert (reply["t"], reply["code"]) == ("error", "spending_limit")
+
+
+async def test_gift_entries_record_the_rate_version(room, client):
+    await room.set_coins("bob", 10)
+    await (await client("bob")).gift()
+    sent = (await room.wallets.ledger("bob"))[0]
+    received = (await room.wallets.ledger("alice"))[0]
+    assert (sent["rate_version"], received["rate_version"], received["rate_bp"]) == (1, 1, 10_000)

@@ -7,7 +7,8 @@
 --
 -- c (keys, all {u:CREATOR}): c.wallet hash diamonds; c.ledger stream; c.live hash status,
 --   live_id, seq, epoch, coins, diamonds, gifts; c.top zset; c.history stream (id = SEQ-0)
--- g (the gift, amounts as numbers): sender, creator, gift_id, count, coins, diamonds, rate, ref,
+-- g (the gift, amounts as numbers): sender, creator, gift_id, count, coins, diamonds, rate,
+--   rate_version (0: a gift debited before versions were recorded),
 --   ts (when it was paid), live_id (the live it was sent into), history_len, channel
 --
 -- credit_creator(c, g) -> seq, creator_diamonds. Writes only: the caller has checked everything.
@@ -26,7 +27,7 @@ local function credit_creator(c, g)
   end
   redis.call('XADD', c.ledger, '*', 'kind', 'gift_received', 'unit', 'diamonds', 'delta', g.diamonds,
     'balance', creator_diamonds, 'ref', g.ref, 'peer', g.sender, 'gift', g.gift_id, 'count', g.count,
-    'coins', g.coins, 'rate_bp', g.rate, 'ts', g.ts)
+    'coins', g.coins, 'rate_bp', g.rate, 'rate_version', g.rate_version or 0, 'ts', g.ts)
 
   local event = cmsgpack.pack({
     t = 'gift', room = g.creator, seq = seq, epoch = live[2], ts = g.ts, live_id = g.live_id,

@@ -3,7 +3,7 @@
 -- of the two halves that Redis Cluster runs as separate steps (gift_debit, gift_credit); every
 -- check happens before the first write.
 --
--- KEYS[1] wallet:{u:SENDER}        hash   coins, gifts_sent
+-- KEYS[1] wallet:{u:SENDER}        hash   coins, gifts_sent, locked
 -- KEYS[2] ledger:{u:SENDER}        stream sender's ledger
 -- KEYS[3] idem:{u:SENDER}:KEY      string msgpack {fp, result} of this gift
 -- KEYS[4] wallet:{u:CREATOR}       hash   diamonds
@@ -11,25 +11,29 @@
 -- KEYS[6] live:{u:CREATOR}         hash   status, live_id, seq, epoch, coins, diamonds, gifts
 -- KEYS[7] live:{u:CREATOR}:top     zset   top gifters of the current live, by coins
 -- KEYS[8] live:{u:CREATOR}:history stream recent room events (id = SEQ-0)
+-- KEYS[9] limits:{u:SENDER}        hash   spending counters and self-set limits (lib_limits)
 -- ARGV[1] sender id        ARGV[2] creator id      ARGV[3] gift id     ARGV[4] count
 -- ARGV[5] coins (total)    ARGV[6] diamonds        ARGV[7] rate (bp)   ARGV[8] fingerprint
 -- ARGV[9] idempotency TTL seconds   ARGV[10] history max length   ARGV[11] room channel
 -- ARGV[12] idempotency key
+-- ARGV[13] platform spending cap per day (coins)   ARGV[14] per week   ARGV[15] rate version
 --
 -- Returns {"ok", seq, coins, balance, diamonds, creator_diamonds, rate_bp, ts, live_id, replay}
 -- where replay is 0 for a new gift and 1 when KEY was seen before with the same fingerprint;
 -- or {"err", code} with code one of: idempotency_conflict, invalid_count, room_closed,
--- insufficient_funds. An error changes nothing.
+-- account_locked, insufficient_funds, spending_limit. An error changes nothing.
 
+--#include lib_amount
+--#include lib_limits
 --#include gift_sender_side
 --#include gift_creator_side
 
-local s = {wallet = KEYS[1], ledger = KEYS[2], idem = KEYS[3]}
+local s = {wallet = KEYS[1], ledger = KEYS[2], idem = KEYS[3], limits = KEYS[9]}
 local c = {wallet = KEYS[4], ledger = KEYS[5], live = KEYS[6], top = KEYS[7], history = KEYS[8]}
 local g = {
   sender = ARGV[1], creator = ARGV[2], gift_id = ARGV[3], count = ARGV[4], coins = ARGV[5],
   diamonds = ARGV[6], rate = ARGV[7], fp = ARGV[8], history_len = ARGV[10], channel = ARGV[11],
-  key = ARGV[12],
+  key = ARGV[12], day_cap = ARGV[13], week_cap = ARGV[14], rate_version = ARGV[15],
 }
 
 local seen = lookup_gift(s, g)
