@@ -23,6 +23,7 @@ import hiredis
 import redis
 
 from server import keys
+from server.catalog import MAX_COINS
 from server.scripts import script_source
 
 __all__ = ["measure"]
@@ -82,12 +83,14 @@ class _Driver:
 
     def command(self, sender: str, key: str) -> bytes:
         c = self.creator
-        args = [b"EVALSHA", self.sha, b"8",
+        args = [b"EVALSHA", self.sha, b"9",
                 *(k.encode() for k in (keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, key),
                                        keys.wallet(c), keys.ledger(c), keys.live(c), keys.live_top(c),
-                                       keys.live_history(c))),
+                                       keys.live_history(c), keys.limits(sender))),
+                # no spending cap (MAX_COINS): the script still checks and counts the spending
                 *(str(a).encode() for a in (sender, c, "rose", 1, 1, 1, 10_000, f"{c}|rose|1",
-                                            IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(c), key))]
+                                            IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(c), key,
+                                            MAX_COINS, MAX_COINS, 1))]
         return _resp(args)
 
     def replied(self, reply: Any) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.procs import ROOT, ServerProc, free_port
+from server.catalog import MAX_COINS
 
 __all__ = ["TARGETS", "Context", "Target", "ensure_node_peer"]
 
@@ -72,6 +73,9 @@ class Target:
             "GIFTCAST_TOKEN_SECRET": ctx.token_secret, "GIFTCAST_WEBHOOK_SECRET": ctx.webhook_secret,
             "GIFTCAST_TOKEN_TTL_S": str(7 * 86400), "GIFTCAST_DEV_TOKENS": "1",
             "GIFTCAST_SANDBOX_PAYMENTS": "1", "GIFTCAST_LOG_LEVEL": "warning",
+            # A throughput run's senders would pass the platform's daily spending cap; caps are
+            # one more counter in the same script, not what is measured.
+            "GIFTCAST_SPEND_CAP_DAY_COINS": str(MAX_COINS), "GIFTCAST_SPEND_CAP_WEEK_COINS": str(MAX_COINS),
             "BENCH_GIFT_PRICES": json.dumps(ctx.gift_prices), **dict(self.env), **ctx.extra_env,
         }
         argv = self.argv()

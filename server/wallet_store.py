@@ -7,12 +7,13 @@ already-validated inputs and turns script replies into typed results or error-tr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from server import keys
-from server.economy import GiftCharge
+from server.economy import GiftCharge, SpendCaps
 from server.errors import error_for_code
 from server.scripts import Scripts
 
@@ -36,11 +37,24 @@ class GiftReceipt:
     def to_wire(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_result(cls, result: Sequence[Any], *, replay: bool) -> GiftReceipt:
+        """From a gift script's result: [seq, coins, balance, diamonds, creator_diamonds, rate_bp,
+        ts, live_id] (what the idempotency record stores)."""
+        seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id = result
+        return cls(int(seq), int(coins), int(balance), int(diamonds), int(creator_diamonds), int(rate),
+                   int(ts), _text(live_id), replay)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Balances:
     coins: int
     diamonds: int
+    diamonds_held: int = 0  # held for withdrawals in progress
+    locked: str | None = None  # why the account may not spend (a reversed payment), if it may not
+
+    def to_wire(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def _text(value: bytes | str) -> str:
@@ -55,11 +69,13 @@ def reply_or_raise(reply: list[Any]) -> list[Any]:
 
 
 class WalletStore:
-    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, idempotency_ttl_s: int, history_len: int):
+    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, idempotency_ttl_s: int, history_len: int,
+                 spend_caps: SpendCaps):
         self._client = client
         self._scripts = scripts
         self._idempotency_ttl_s = idempotency_ttl_s
         self._history_len = history_len
+        self._spend_caps = spend_caps
 
     async def apply_gift(self, charge: GiftCharge) -> GiftReceipt:
         sender, creator = charge.sender, charge.creator
@@ -67,23 +83,22 @@ class WalletStore:
             keys=[
                 keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, charge.key),
                 keys.wallet(creator), keys.ledger(creator), keys.live(creator),
-                keys.live_top(creator), keys.live_history(creator),
+                keys.live_top(creator), keys.live_history(creator), keys.limits(sender),
             ],
             args=[
                 sender, creator, charge.gift.id, charge.count, charge.coins, charge.diamonds,
                 charge.rate_bp, charge.fingerprint, self._idempotency_ttl_s, self._history_len,
                 keys.room_channel(creator), charge.key,
+                self._spend_caps.day, self._spend_caps.week, charge.rate_version,
             ],
         )
-        seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id, replay = reply_or_raise(reply)
-        return GiftReceipt(
-            int(seq), int(coins), int(balance), int(diamonds), int(creator_diamonds), int(rate),
-            int(ts), _text(live_id), bool(int(replay)),
-        )
+        *result, replay = reply_or_raise(reply)
+        return GiftReceipt.from_result(result, replay=bool(int(replay)))
 
     async def balances(self, user_id: str) -> Balances:
-        coins, diamonds = await self._client.hmget(keys.wallet(user_id), ["coins", "diamonds"])
-        return Balances(int(coins or 0), int(diamonds or 0))
+        coins, diamonds, held, locked = await self._client.hmget(
+            keys.wallet(user_id), ["coins", "diamonds", "diamonds_held", "locked"])
+        return Balances(int(coins or 0), int(diamonds or 0), int(held or 0), _text(locked) if locked else None)
 
     async def ledger(self, user_id: str, *, limit: int = 50, before: str | None = None) -> list[dict[str, Any]]:
         """The user's ledger, newest first; `before` is an entry id to page from (exclusive)."""
@@ -92,7 +107,8 @@ class WalletStore:
         return [ledger_entry(entry_id, fields) for entry_id, fields in rows]
 
 
-_INT_FIELDS = frozenset({"delta", "balance", "count", "rate_bp", "ts", "coins", "price"})
+_INT_FIELDS = frozenset({"delta", "balance", "count", "rate_bp", "rate_version", "ts", "coins", "price", "cash",
+                         "diamonds", "cash_per_1000_diamonds"})
 
 
 def ledger_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:

@@ -22,10 +22,12 @@ const prices = JSON.parse(process.env.BENCH_GIFT_PRICES);
 const RATE_BP = 10000;
 const IDEMPOTENCY_TTL_S = 48 * 3600;
 const HISTORY_LEN = 10000;
-// server/scripts.py script_source(): each "--#include NAME" line is replaced by lua/NAME.lua.
+// server/scripts.py: each `--#include NAME` line is replaced by server/lua/NAME.lua
 const luaDir = path.join(__dirname, "..", "..", "..", "server", "lua");
-const readLua = (name) => fs.readFileSync(path.join(luaDir, `${name}.lua`), "utf8");
-const lua = readLua("send_gift").replace(/^--#include ([a-z_]+)$/gm, (_, name) => readLua(name));
+const lua = fs.readFileSync(path.join(luaDir, "send_gift.lua"), "utf8")
+  .replace(/^--#include ([a-z_]+)$/gm, (_, name) => fs.readFileSync(path.join(luaDir, `${name}.lua`), "utf8"));
+// giftcast's spending caps, as the harness sets them for every target (see benchmarks/targets.py)
+const SPEND_CAPS = [process.env.GIFTCAST_SPEND_CAP_DAY_COINS, process.env.GIFTCAST_SPEND_CAP_WEEK_COINS];
 
 // server/keys.py
 const tag = (id) => `{u:${id}}`;
@@ -37,6 +39,7 @@ const keys = {
   liveTop: (id) => `live:${tag(id)}:top`,
   history: (id) => `live:${tag(id)}:history`,
   channel: (id) => `room:${tag(id)}`,
+  limits: (id) => `limits:${tag(id)}`,
 };
 
 // server/auth.py: gc1.<base64url claims>.<base64url hmac-sha256("gc1.<claims>")>
@@ -57,7 +60,7 @@ async function main() {
   const redis = new Redis(process.env.REDIS_URL);
   const pub = redis.duplicate();
   const sub = redis.duplicate();
-  redis.defineCommand("sendGift", { numberOfKeys: 8, lua });
+  redis.defineCommand("sendGift", { numberOfKeys: 9, lua });
 
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
@@ -97,9 +100,9 @@ async function main() {
       try {
         reply = await redis.sendGift(
           keys.wallet(sender), keys.ledger(sender), keys.idem(sender, key), keys.wallet(room),
-          keys.ledger(room), keys.live(room), keys.liveTop(room), keys.history(room),
+          keys.ledger(room), keys.live(room), keys.liveTop(room), keys.history(room), keys.limits(sender),
           sender, room, giftId, count, coins, diamonds, RATE_BP, `${room}|${giftId}|${count}`,
-          IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.channel(room), key);
+          IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.channel(room), key, ...SPEND_CAPS, 1);
       } catch (err) {
         return ack({ error: "unavailable" });
       }

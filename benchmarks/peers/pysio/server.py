@@ -28,6 +28,8 @@ PRICES: dict[str, int] = json.loads(os.environ["BENCH_GIFT_PRICES"])
 RATE_BP = 10_000
 IDEMPOTENCY_TTL_S = 48 * 3600
 HISTORY_LEN = 10_000
+# giftcast's spending caps, as the harness sets them for every target (see targets.py)
+SPEND_CAPS = (os.environ["GIFTCAST_SPEND_CAP_DAY_COINS"], os.environ["GIFTCAST_SPEND_CAP_WEEK_COINS"])
 
 sio = socketio.AsyncServer(async_mode="asgi", client_manager=socketio.AsyncRedisManager(REDIS_URL),
                            transports=["websocket"], cors_allowed_origins=[])
@@ -75,9 +77,9 @@ async def gift(sid: str, data: dict) -> dict:
     diamonds = coins * RATE_BP // 10_000
     reply = await send_gift(
         keys=[keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, key), keys.wallet(room),
-              keys.ledger(room), keys.live(room), keys.live_top(room), keys.live_history(room)],
+              keys.ledger(room), keys.live(room), keys.live_top(room), keys.live_history(room), keys.limits(sender)],
         args=[sender, room, gift_id, count, coins, diamonds, RATE_BP, f"{room}|{gift_id}|{count}",
-              IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(room), key])
+              IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(room), key, *SPEND_CAPS, 1])
     if reply[0] == b"err":
         return {"error": reply[1].decode()}
     seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id, replay = reply[1:]
