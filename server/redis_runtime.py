@@ -17,6 +17,12 @@
 - exit (also after a failed or cancelled enter): close the client, SIGTERM the Valkey and wait
   for it (it fsyncs the AOF and removes its pidfile), then release the lock.
 
+Connections: at most `settings.redis_max_connections` per process (a `BlockingConnectionPool`):
+a command that finds them all busy waits up to REDIS_POOL_TIMEOUT_S for one, then fails with a
+ConnectionError (a gift answers `unavailable`, retry with the same key). redis-py's default pool
+instead raised "Too many connections" at once past 100 concurrent commands. On a cluster the
+limit is per node and redis-py's cluster client cannot wait: past it a command fails at once.
+
 The client never retries a command by itself (redis-py's default would re-send up to 3 times): a
 command whose connection broke may or may not have run, and re-running a money script is the
 caller's decision (it owns the idempotency key).
@@ -37,7 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -63,6 +69,9 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "client_name": "giftcast",
 }
 
+
+# Seconds a command waits for a free pooled connection before failing.
+REDIS_POOL_TIMEOUT_S = 5.0
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
@@ -107,12 +116,16 @@ class RedisRuntime:
     async def __aenter__(self) -> RedisRuntime:
         try:
             if self._seed_url is not None:
-                self._client = RedisCluster.from_url(self._seed_url, **_CLIENT_OPTIONS)
+                self._client = RedisCluster.from_url(
+                    self._seed_url, max_connections=self._settings.redis_max_connections, **_CLIENT_OPTIONS)
             else:
                 if self._settings.redis_url is None:
                     await self._start_embedded()
                 assert self.url is not None
-                self._client = Redis.from_url(self.url, **_CLIENT_OPTIONS)
+                pool = BlockingConnectionPool.from_url(
+                    self.url, max_connections=self._settings.redis_max_connections,
+                    timeout=REDIS_POOL_TIMEOUT_S, **_CLIENT_OPTIONS)
+                self._client = Redis.from_pool(pool)  # the client owns (and closes) the pool
             await self._check_server()
         except BaseException:
             await self._close()

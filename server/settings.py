@@ -62,6 +62,9 @@ class Settings:
     # Start on an external Redis that is not configured for money (AOF always, noeviction),
     # with a warning instead of refusing (server/redis_runtime.py, docs/durability.md).
     redis_allow_unsafe: bool = False
+    # Connections to Redis per process: commands beyond it wait for a free one (up to
+    # REDIS_POOL_TIMEOUT_S in server/redis_runtime.py) instead of failing.
+    redis_max_connections: int = 64
     log_level: str = "info"
     # Platform spending caps (gifts and goods), in coins per UTC day and ISO week. The defaults
     # are about YouTube's 500 / 2,000 USD at the US price of the largest bundle (0.0143 USD/coin).
@@ -117,6 +120,8 @@ class Settings:
             raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
         if self.failpoint is not None and self.failpoint not in FAILPOINTS:
             raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
+        if self.redis_max_connections < 2:
+            raise ConfigError("GIFTCAST_REDIS_MAX_CONNECTIONS must be >= 2 (pub/sub holds one)")
         if self.log_format not in ("json", "plain"):
             raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
 
@@ -171,6 +176,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
+    "redis_max_connections": ("GIFTCAST_REDIS_MAX_CONNECTIONS", "Redis connections per process (per node on a cluster); more concurrent commands wait for one"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
     "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),
