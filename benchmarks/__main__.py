@@ -57,6 +57,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow-wait-s", type=float, help="how long scenario 6 watches the stalled clients")
     parser.add_argument("--fsync", choices=("always", "everysec", "no"), default="always",
                         help="Valkey appendfsync (default always: giftcast's production setting)")
+    parser.add_argument("--before", metavar="REV",
+                        help="git revision whose server/ the giftcast-before targets run (before/after in one run)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
     args.scenarios = SCENARIOS if args.scenario == "all" else tuple(args.scenario.split(","))
@@ -80,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in args.targets.split(",") if t]
     scenarios = args.scenarios
     timing = {"runs": args.runs, "warmup_s": args.warmup, "measure_s": args.measure}
-    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync)
+    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before)
     try:
         if "throughput" in scenarios:
             from benchmarks.scenarios import throughput
 
             bench.fund(40_000 * args.runs)
             bench.record("throughput", throughput.run(
-                bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")], **timing))
+                bench, targets=[t for t in targets if t in ("giftcast-before", "giftcast", "pysio", "node")], **timing))
         if "fanout" in scenarios:
             from benchmarks.scenarios import fanout
 

@@ -22,7 +22,7 @@ from typing import Any
 from benchmarks import setup
 from benchmarks.loadgen import SendTimes, WorkerHandle, raise_nofile, start_worker
 from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, core_times, machine_info
-from benchmarks.targets import TARGETS, Context, Target
+from benchmarks.targets import TARGETS, Context, Target, export_before
 
 __all__ = ["Bench", "Room", "log"]
 
@@ -37,7 +37,7 @@ def log(msg: str) -> None:
 
 class Bench:
     def __init__(self, out_dir: Path, *, pin: bool = True, fsync: str = "always",
-                 viewer_users: int = 200, senders: int = 8) -> None:
+                 viewer_users: int = 200, senders: int = 8, before: str | None = None) -> None:
         raise_nofile()
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,9 +49,11 @@ class Bench:
         shm_dir = Path("/dev/shm") if Path("/dev/shm").is_dir() else self.tmp
         self.times = SendTimes(shm_dir / f"giftcast-bench-{os.getpid()}", SHM_CAP, create=True)
         self.ctx = Context(self.valkey.url, secrets.token_urlsafe(16), secrets.token_urlsafe(16),
-                           self.placement.server, out_dir / "logs", _gift_prices())
+                           self.placement.server, out_dir / "logs", _gift_prices(),
+                           before_dir=export_before(before, self.tmp / "before") if before else None)
         self.results: dict[str, Any] = {"machine": machine_info(), "argv": sys.argv,
                                          "placement": vars(self.placement), "valkey_fsync": fsync,
+                                         "before": before,
                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "scenarios": {}}
         self.setup_server = TARGETS["giftcast"].start(self.ctx, tag="-setup")
         self.base_url = f"http://127.0.0.1:{self.setup_server.port}"

@@ -8,6 +8,7 @@ the shared `Services` in the lifespan state under ``"giftcast"`` (see docs/fanou
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,7 +35,8 @@ from server.observe_http import ObservedHTTP
 from server.order_store import OrderStore
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.redis_runtime import RedisRuntime
-from server.scripts import Scripts
+from server.script_pipe import ScriptPipe
+from server.scripts import Scripts, TimedScript, script_source
 from server.services import Services
 from server.settings import Settings
 from server.split_gift import SplitGiftStore, crash_after_debit
@@ -65,6 +67,10 @@ def create_app(settings: Settings) -> Starlette:
             client = runtime.client
             metrics = Metrics()
             scripts = Scripts.register(client, observe=metrics.script_timer)
+            # The hot path's script on a dedicated pipelined connection (server/script_pipe.py).
+            pipe = None if runtime.cluster else ScriptPipe.for_url(runtime.url or "", script_source("send_gift"))
+            if pipe is not None:
+                scripts = dataclasses.replace(scripts, send_gift=TimedScript(pipe, metrics.script_timer("send_gift")))
             hub = RoomHub(settings, metrics=metrics)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len, spend_caps=spend_caps(settings))
@@ -108,6 +114,8 @@ def create_app(settings: Settings) -> Starlette:
                 await broker.stop()
                 await hub.aclose()
                 await history.aclose()
+                if pipe is not None:
+                    await pipe.aclose()
 
     return Starlette(routes=ROUTES,
                      exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])
