@@ -171,6 +171,7 @@ class Room:
         valkey = self.bench.valkey
         publishes0 = valkey.command_calls("publish") + valkey.command_calls("spublish")
         cores, gen_cores = self.bench.placement.server, self.bench.placement.generator
+        calls0 = valkey.calls_by_command()
         self.broadcast("mark")
         s0, v0, t0 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
         c0, g0 = core_times(cores), core_times(gen_cores)
@@ -178,7 +179,8 @@ class Room:
         parts = self.broadcast("collect")
         s1, v1, t1 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
         c1, g1 = core_times(cores), core_times(gen_cores)
-        return {"parts": parts, "wall_s": t1 - t0, "server_cpu_s": s1 - s0, "valkey_cpu_s": v1 - v0,
+        calls = {name: n - calls0.get(name, 0) for name, n in valkey.calls_by_command().items()}
+        return {"valkey_calls": {name: n for name, n in calls.items() if n},"parts": parts, "wall_s": t1 - t0, "server_cpu_s": s1 - s0, "valkey_cpu_s": v1 - v0,
                 "server_core_busy": (c1[0] - c0[0]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
                 "server_core_irq": (c1[1] - c0[1]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
                 "generator_core_busy": (g1[0] - g0[0]) / (g1[2] - g0[2]) if g1[2] > g0[2] else None,

@@ -120,6 +120,11 @@ class Valkey:
         self.stats = ProcStats(self.pid)
         self.fsync = fsync
 
+    def calls_by_command(self) -> dict[str, int]:
+        """Calls so far of every command Valkey has run (INFO commandstats)."""
+        return {name.removeprefix("cmdstat_"): int(stats["calls"])
+                for name, stats in self.client.info("commandstats").items()}
+
     def command_calls(self, name: str) -> int:
         stats = self.client.info("commandstats").get(f"cmdstat_{name}")
         return int(stats["calls"]) if stats else 0
