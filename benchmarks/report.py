@@ -73,7 +73,7 @@ def _fanout(cells: list[dict[str, Any]]) -> list[str]:
                     for r in rows])]
     out += ["#### giftcast's server CPU per delivery as a ratio (giftcast ÷ other; < 1: giftcast cheaper)", ""]
     by = {(c["target"], c["viewers"], c["rate"]): c for c in cells if "skipped" not in c}
-    gifts = sorted({t for t, _, _ in by if t.startswith("giftcast")})
+    gifts = sorted({t for t, _, _ in by if t.startswith("giftcast") and "-before" not in t})
     others = [t for t in (*REFERENCES, *PEERS) if any(k[0] == t for k in by)]
     rows = []
     for g in gifts:
@@ -85,6 +85,16 @@ def _fanout(cells: list[dict[str, Any]]) -> list[str]:
                          *[_f(ratio(mine, by[(o, n, rate)]["server_cpu_us_per_delivery"]), 2)
                            if (o, n, rate) in by else "–" for o in others]])
     out += _table(["giftcast", "viewers", "gifts/s", "µs/delivery", *[f"÷ {o}" for o in others]], rows)
+    before = [[t, str(n), _f(rate, 0), _f(b["server_cpu_us_per_delivery"], 2), _f(c["server_cpu_us_per_delivery"], 2),
+               _f(ratio(c["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"]), 2), _f(b["p99_ms"], 1),
+               _f(c["p99_ms"], 1)]
+              for (t, n, rate), c in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))
+              if t.startswith("giftcast") and "-before" not in t
+              and (b := by.get((t.replace("giftcast", "giftcast-before", 1), n, rate))) is not None]
+    if before:
+        out += ["", "#### Before and after this branch's server changes (giftcast-before = `--before` revision)", "",
+                *_table(["giftcast", "viewers", "gifts/s", "before µs/delivery", "after µs/delivery", "after ÷ before",
+                         "before p99 ms", "after p99 ms"], before)]
     return out
 
 
