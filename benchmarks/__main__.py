@@ -61,6 +61,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="Valkey appendfsync (default always: giftcast's production setting)")
     parser.add_argument("--before", metavar="REV",
                         help="git revision whose server/ the giftcast-before targets run (before/after in one run)")
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="scenario 8: run on a Redis Cluster of N Valkey primaries instead of one Valkey "
+                             "(giftcast targets only; no raw Lua capacity: the gift spans two slots there)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
     args.scenarios = SCENARIOS if args.scenario == "all" else tuple(args.scenario.split(","))
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in args.targets.split(",") if t]
     scenarios = args.scenarios
     timing = {"runs": args.runs, "warmup_s": args.warmup, "measure_s": args.measure}
-    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before)
+    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before, cluster=args.cluster)
     try:
         if "throughput" in scenarios:
             from benchmarks.scenarios import throughput

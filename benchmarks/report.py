@@ -33,16 +33,19 @@ def _machine(results: dict[str, Any]) -> list[str]:
     m = results["machine"]
     return [f"Machine: {m['nproc']} cores, {m['cpu_model']}, kernel {m['kernel']}, {m['mem_gib']} GiB, "
             f"Python {m['python']}, Node {m['node']}; load average at start {m['loadavg_at_start']}. "
-            f"Placement: {results['placement']}. Valkey appendfsync={results['valkey_fsync']}. "
+            f"Placement: {results['placement']}. Valkey appendfsync={results['valkey_fsync']}"
+            f"{'; Redis Cluster of %d primaries' % results['cluster_primaries'] if results.get('cluster_primaries') else ''}. "
             f"Command: `{' '.join(results['argv'])}` (started {results['started']}).", ""]
 
 
 def _throughput(data: dict[str, Any]) -> list[str]:
     raw, matched = data["raw"], data.get("raw_matched")
-    r0 = raw["runs"][0]
-    rows = [[f"raw send_gift.lua ({r0['connections']} conns × {r0['depth']} pipelined)", raw["gifts_per_s"],
-             None, None, None, None, 1.0, None, raw["reconciled"]]]
-    if matched:
+    rows = []
+    if raw:
+        r0 = raw["runs"][0]
+        rows.append([f"raw send_gift.lua ({r0['connections']} conns × {r0['depth']} pipelined)", raw["gifts_per_s"],
+                     None, None, None, None, 1.0, None, raw["reconciled"]])
+    if raw and matched:
         m0 = matched["runs"][0]
         rows.append([f"raw send_gift.lua ({m0['connections']} conns × {m0['depth']} pipelined)",
                      matched["gifts_per_s"], None, None, None, None, raw and matched["gifts_per_s"] / raw["gifts_per_s"],

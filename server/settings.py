@@ -176,7 +176,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
-    "redis_max_connections": ("GIFTCAST_REDIS_MAX_CONNECTIONS", "Redis connections per process (per node on a cluster); more concurrent commands wait for one"),
+    "redis_max_connections": ("GIFTCAST_REDIS_MAX_CONNECTIONS", "Redis connections per process (on a cluster: commands in flight at once); more wait for a free one"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
     "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),

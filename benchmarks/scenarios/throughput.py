@@ -106,12 +106,15 @@ def _raw_runs(bench: Bench, runs: int, warmup_s: float, measure_s: float, connec
 
 def run(bench: Bench, *, targets: list[str], runs: int, warmup_s: float, measure_s: float,
         raw_connections: int = 4, raw_depth: int = 32) -> dict[str, Any]:
-    raw = _raw_runs(bench, runs, warmup_s, measure_s, raw_connections, raw_depth)
-    # The same script at the load generator's concurrency (SENDERS × DEPTH in flight): separates
-    # what the servers add from what a deeper pipeline buys on Valkey (appendfsync always batches).
-    matched = _raw_runs(bench, runs, warmup_s, measure_s, SENDERS, DEPTH)
+    raw = matched = None
+    if not bench.cluster:  # on a cluster a gift is two scripts in two slots: no single raw script
+        raw = _raw_runs(bench, runs, warmup_s, measure_s, raw_connections, raw_depth)
+        # The same script at the load generator's concurrency (SENDERS × DEPTH in flight): separates
+        # what the servers add from what a deeper pipeline buys on Valkey (appendfsync always batches).
+        matched = _raw_runs(bench, runs, warmup_s, measure_s, SENDERS, DEPTH)
     cells = [_target_runs(bench, name, runs, warmup_s, measure_s) for name in targets]
     for cell in cells:
-        cell["ratio_to_raw"] = cell["gifts_per_s"] / raw["gifts_per_s"] if raw["gifts_per_s"] else None
-        cell["ratio_to_raw_matched"] = cell["gifts_per_s"] / matched["gifts_per_s"] if matched["gifts_per_s"] else None
+        cell["ratio_to_raw"] = cell["gifts_per_s"] / raw["gifts_per_s"] if raw and raw["gifts_per_s"] else None
+        cell["ratio_to_raw_matched"] = (cell["gifts_per_s"] / matched["gifts_per_s"]
+                                        if matched and matched["gifts_per_s"] else None)
     return {"raw": raw, "raw_matched": matched, "targets": cells, "senders": SENDERS, "depth": DEPTH}
