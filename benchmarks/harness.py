@@ -26,7 +26,7 @@ from benchmarks.targets import TARGETS, Context, Target, export_before
 
 __all__ = ["Bench", "Room", "log"]
 
-VIEWERS_PER_WORKER = 5000
+VIEWERS_PER_WORKER = 2500  # several generator processes for big rooms (they share the generator core)
 SHM_CAP = 1 << 20
 CREATOR = "benchstar"
 
