@@ -23,6 +23,10 @@ def _f(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
+def _pct(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
@@ -44,18 +48,21 @@ def _throughput(data: dict[str, Any]) -> list[str]:
     if raw:
         r0 = raw["runs"][0]
         rows.append([f"raw send_gift.lua ({r0['connections']} conns × {r0['depth']} pipelined)", raw["gifts_per_s"],
-                     None, None, None, None, 1.0, None, raw["reconciled"]])
+                     None, None, None, None, ratio(raw["gifts_per_s"], data.get("raw_capacity")), None, raw["reconciled"],
+             None, None])
     if raw and matched:
         m0 = matched["runs"][0]
         rows.append([f"raw send_gift.lua ({m0['connections']} conns × {m0['depth']} pipelined)",
-                     matched["gifts_per_s"], None, None, None, None, raw and matched["gifts_per_s"] / raw["gifts_per_s"],
-                     1.0, matched["reconciled"]])
+                     matched["gifts_per_s"], None, None, None, None, ratio(matched["gifts_per_s"], data.get("raw_capacity")),
+                     1.0, matched["reconciled"], None, None])
     for c in data["targets"]:
         rows.append([c["target"], c["gifts_per_s"], c["ack_p50_ms"], c["ack_p99_ms"], c["server_cpu_us_per_gift"],
-                     c["valkey_cpu_us_per_gift"], c["ratio_to_raw"], c.get("ratio_to_raw_matched"), c["reconciled"]])
+                     c["valkey_cpu_us_per_gift"], c["ratio_to_raw"], c.get("ratio_to_raw_matched"), c["reconciled"],
+                     _pct(c.get("server_core_busy")), _pct(c.get("generator_core_busy"))])
     return [f"### Scenario 1: gift throughput ({data['senders']} senders × {data['depth']} in flight)", "",
             *_table(["target", "gifts/s", "ack p50 ms", "ack p99 ms", "server µs/gift", "Valkey µs/gift",
-                     "× raw Lua", "× raw Lua, same concurrency", "balances reconcile"],
+                     "× raw Lua capacity (best raw row)", "× raw Lua, same concurrency", "balances reconcile", "server core busy %",
+                     "Valkey + generator core busy %"],
                     [[r[0], *[round(x, 2) if isinstance(x, float) else x for x in r[1:]]] for r in rows])]
 
 
