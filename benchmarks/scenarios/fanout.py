@@ -13,7 +13,9 @@ median of the runs the generator did not saturate:
   it shares them, the kernel's work for what they send. Runs at >= 90% are discarded.
 
 A rate whose median delivers less than half the offered load ends that (target, N): higher
-rates are skipped and said so. A saturated generator only flags the cell (on a shared machine
+rates are skipped and said so. So is a rate whose offered deliveries (gifts/s × members) exceed
+MAX_OFFERED: far beyond what the Python generator reads on one core (~50–100k frames/s), its
+workers stop answering the harness instead of measuring anything. A saturated generator only flags the cell (on a shared machine
 other people's work on the generator's core counts too).
 """
 
@@ -31,6 +33,7 @@ __all__ = ["run"]
 SENDERS = 8
 GEN_SATURATED = 0.9
 DRAIN_S = 5.0
+MAX_OFFERED = 400_000  # deliveries/s
 MAX_SERVER_RSS = 3 * 2**30  # a server buffering without bound is stopped before it eats the machine
 
 
@@ -122,6 +125,9 @@ def _target(bench: Bench, cells: list[dict[str, Any]], name: str, size: int, rat
         for rate in rates:
             cell: dict[str, Any] = {"target": name, "viewers": size, "members": room.members,
                                     "rate": rate, "connect": room.connect_stats}
+            if not skip_reason and rate * room.members > MAX_OFFERED:
+                skip_reason = (f"{rate * room.members:,.0f} deliveries/s offered is beyond the load generator "
+                               f"(> {MAX_OFFERED:,} /s)")
             if skip_reason:
                 cell["skipped"] = skip_reason
                 cells.append(cell)
