@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,7 @@ class Valkey:
         self.url = self.server.connection_url
         self.client = redis.Redis.from_url(self.url)
         self.pid = int(self.client.info("server")["process_id"])
-        if cpus:
-            for tid in os.listdir(f"/proc/{self.pid}/task"):
-                os.sched_setaffinity(int(tid), cpus)
+        _pin_threads(self.pid, cpus)
         self.stats = ProcStats(self.pid)
         self.fsync = fsync
 
@@ -149,28 +148,18 @@ class ValkeyCluster:
         self.clients = [node.client() for node in self.cluster.nodes]
         self.pids = [int(client.info("server")["process_id"]) for client in self.clients]
         for pid in self.pids:
-            if cpus:
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    os.sched_setaffinity(int(tid), cpus)
+            _pin_threads(pid, cpus)
         self.stats = _Summed([ProcStats(pid) for pid in self.pids])
         self.fsync = "always"
 
     def calls_by_command(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for client in self.clients:
-            for name, n in _calls(client).items():
-                total[name] = total.get(name, 0) + n
-        return total
+        return dict(sum((Counter(_calls(client)) for client in self.clients), Counter()))
 
     def command_calls(self, name: str) -> int:
         return self.calls_by_command().get(name, 0)
 
     def pubsub_bytes_by_port(self) -> dict[int, int]:
-        total: dict[int, int] = {}
-        for client in self.clients:
-            for port, n in _pubsub_bytes(client).items():
-                total[port] = total.get(port, 0) + n
-        return total
+        return dict(sum((Counter(_pubsub_bytes(client)) for client in self.clients), Counter()))
 
     def stop(self) -> None:
         for client in self.clients:
@@ -189,6 +178,11 @@ class _Summed:
 
     def rss_bytes(self) -> int:
         return sum(part.rss_bytes() for part in self.parts)
+
+
+def _pin_threads(pid: int, cpus: Sequence[int]) -> None:
+    for tid in os.listdir(f"/proc/{pid}/task") if cpus else ():
+        os.sched_setaffinity(int(tid), cpus)
 
 
 def _calls(client: redis.Redis) -> dict[str, int]:
