@@ -31,6 +31,7 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── TooManyRooms               too_many_rooms      409
     │   ├── IdempotencyConflict        idempotency_conflict 409
     │   └── OrderState                 order_state         409
+    ├── RateLimited                    rate_limited        429  (+ retry_after_ms)
     └── Unavailable                    unavailable         503
 """
 
@@ -42,7 +43,7 @@ __all__ = [
     "TokenInvalid", "TokenExpired", "BadSignature", "StaleTimestamp", "Forbidden", "SelfGift",
     "NotFound", "UnknownGift", "UnknownBundle", "UnknownOrder", "UnknownRegion", "Conflict",
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
-    "OrderState", "Unavailable", "error_for_code",
+    "OrderState", "RateLimited", "Unavailable", "error_for_code",
 ]
 
 
@@ -56,7 +57,7 @@ class GiftcastError(Exception):
         super().__init__(message or self.code.replace("_", " "))
         self.message = message or self.code.replace("_", " ")
 
-    def to_wire(self) -> dict[str, str]:
+    def to_wire(self) -> dict[str, str | int]:
         return {"code": self.code, "message": self.message}
 
 
@@ -166,6 +167,19 @@ class IdempotencyConflict(Conflict):
 
 class OrderState(Conflict):
     code = "order_state"
+
+
+class RateLimited(GiftcastError):
+    """Too many requests; `retry_after_ms` says when the same request would be accepted."""
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str | None = None, *, retry_after_ms: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+    def to_wire(self) -> dict[str, str | int]:
+        return {**super().to_wire(), "retry_after_ms": self.retry_after_ms}
 
 
 class Unavailable(GiftcastError):

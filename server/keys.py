@@ -14,6 +14,11 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
+    live:{u:ID}:streaks           hash   open combo streaks: ID -> msgpack state, SENDER|GIFT -> ID
+    live:{u:ID}:streak_ends       zset   open streak ids by deadline (ms since epoch)
+    top:{u:ID}:week:YYYY-Www      zset   the creator's top gifters of an ISO week, by coins (expires)
+    top:{u:ID}:all                zset   the creator's all-time top gifters, by coins
+    rate:{u:ID}:gifts             string the sender's gift-rate state (GCRA: theoretical arrival, us)
     room:{u:ID}                   channel the room's events (pub/sub)
 """
 
@@ -54,6 +59,27 @@ def live_top(creator_id: str) -> str:
 
 def live_history(creator_id: str) -> str:
     return "live:" + tag(creator_id) + ":history"
+
+
+def live_streaks(creator_id: str) -> str:
+    return "live:" + tag(creator_id) + ":streaks"
+
+
+def live_streak_ends(creator_id: str) -> str:
+    return "live:" + tag(creator_id) + ":streak_ends"
+
+
+def top_week(creator_id: str, week: str) -> str:
+    """`week` is an ISO week label, e.g. "2025-W07" (`leaderboards.iso_week`)."""
+    return "top:" + tag(creator_id) + ":week:" + week
+
+
+def top_all(creator_id: str) -> str:
+    return "top:" + tag(creator_id) + ":all"
+
+
+def gift_rate(user_id: str) -> str:
+    return "rate:" + tag(user_id) + ":gifts"
 
 
 def room_channel(creator_id: str) -> str:

@@ -27,6 +27,7 @@ class Scripts:
     set_live_state: AsyncScript
     credit_order: AsyncScript
     fail_order: AsyncScript
+    end_streaks: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:

@@ -49,6 +49,19 @@ class Settings:
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    # Combos: the same combo gift from the same viewer within this window extends one streak.
+    streak_window_ms: int = 3_000
+    # Safety pass: how often a process ends the expired streaks of every room it has members in
+    # (streaks are also ended at their deadline, from the gift events this process receives).
+    streak_sweep_ms: int = 1_000
+    # Per-user gift rate across all processes (GCRA in Redis); 0 disables it.
+    gift_rate_per_s: float = 20.0
+    gift_burst: int = 100
+    # Per-connection frame rate (in-process token bucket); 0 disables it.
+    frame_rate_per_s: float = 100.0
+    frame_burst: int = 200
+    # Frames refused for rate, without a one-second pause, before the connection is closed (1008).
+    frame_flood_limit: int = 200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +83,12 @@ class Settings:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if self.streak_window_ms < 1 or self.streak_sweep_ms < 1:
+            raise ConfigError("GIFTCAST_STREAK_WINDOW_MS and GIFTCAST_STREAK_SWEEP_MS must be >= 1")
+        if self.gift_rate_per_s < 0 or self.frame_rate_per_s < 0:
+            raise ConfigError("GIFTCAST_GIFT_RATE_PER_S and GIFTCAST_FRAME_RATE_PER_S must be >= 0 (0: no limit)")
+        if min(self.gift_burst, self.frame_burst, self.frame_flood_limit) < 1:
+            raise ConfigError("GIFTCAST_GIFT_BURST, GIFTCAST_FRAME_BURST and GIFTCAST_FRAME_FLOOD_LIMIT must be >= 1")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -120,4 +139,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+    "streak_window_ms": ("GIFTCAST_STREAK_WINDOW_MS", "combo window: a repeat within it extends the streak, ms"),
+    "streak_sweep_ms": ("GIFTCAST_STREAK_SWEEP_MS", "how often each process ends expired streaks of its rooms, ms"),
+    "gift_rate_per_s": ("GIFTCAST_GIFT_RATE_PER_S", "gifts per second per user, across processes (0: no limit)"),
+    "gift_burst": ("GIFTCAST_GIFT_BURST", "gifts a user may send at once before the rate applies"),
+    "frame_rate_per_s": ("GIFTCAST_FRAME_RATE_PER_S", "WebSocket messages per second per connection (0: no limit)"),
+    "frame_burst": ("GIFTCAST_FRAME_BURST", "messages a connection may send at once before the rate applies"),
+    "frame_flood_limit": ("GIFTCAST_FRAME_FLOOD_LIMIT", "rate-refused messages without a 1 s pause before close 1008"),
 }

@@ -7,13 +7,15 @@ already-validated inputs and turns script replies into typed results or error-tr
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from server import keys
 from server.economy import GiftCharge
-from server.errors import error_for_code
+from server.errors import RateLimited, error_for_code
+from server.leaderboards import WEEKLY_TTL_S, iso_week
 from server.scripts import Scripts
 
 __all__ = ["WalletStore", "GiftReceipt", "Balances"]
@@ -50,16 +52,24 @@ def _text(value: bytes | str) -> str:
 def reply_or_raise(reply: list[Any]) -> list[Any]:
     """A script's {"ok", ...} reply without its tag; {"err", code} raises that error."""
     if _text(reply[0]) == "err":
-        raise error_for_code(_text(reply[1]))
+        code = _text(reply[1])
+        if code == RateLimited.code:
+            raise RateLimited("too many gifts; retry later", retry_after_ms=int(reply[2]))
+        raise error_for_code(code)
     return reply[1:]
 
 
 class WalletStore:
-    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, idempotency_ttl_s: int, history_len: int):
+    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, idempotency_ttl_s: int, history_len: int,
+                 streak_window_ms: int, gift_rate_per_s: float, gift_burst: int):
         self._client = client
         self._scripts = scripts
         self._idempotency_ttl_s = idempotency_ttl_s
         self._history_len = history_len
+        self._streak_window_ms = streak_window_ms
+        # GCRA emission interval (0: no limit); at least 1 us so a huge rate still limits.
+        self._gift_interval_us = max(1, round(1_000_000 / gift_rate_per_s)) if gift_rate_per_s > 0 else 0
+        self._gift_burst = gift_burst
 
     async def apply_gift(self, charge: GiftCharge) -> GiftReceipt:
         sender, creator = charge.sender, charge.creator
@@ -68,11 +78,16 @@ class WalletStore:
                 keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, charge.key),
                 keys.wallet(creator), keys.ledger(creator), keys.live(creator),
                 keys.live_top(creator), keys.live_history(creator),
+                keys.gift_rate(sender),
+                keys.live_streaks(creator), keys.live_streak_ends(creator),
+                keys.top_week(creator, iso_week(time.time())), keys.top_all(creator),
             ],
             args=[
                 sender, creator, charge.gift.id, charge.count, charge.coins, charge.diamonds,
                 charge.rate_bp, charge.fingerprint, self._idempotency_ttl_s, self._history_len,
                 keys.room_channel(creator), charge.key,
+                self._gift_interval_us, self._gift_burst,
+                int(charge.gift.combo), self._streak_window_ms, WEEKLY_TTL_S,
             ],
         )
         seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id, replay = reply_or_raise(reply)

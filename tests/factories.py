@@ -13,6 +13,7 @@ from server.economy import recharge_credit
 from server.live_store import LiveStore
 from server.order_store import OrderStore
 from server.scripts import Scripts
+from server.settings import Settings
 from server.wallet_store import WalletStore
 
 _payments = itertools.count(1)
@@ -45,11 +46,16 @@ class Stores:
         return sum(int(f[b"delta"]) for _, f in rows if f[b"unit"].decode() == unit)
 
 
-def make_stores(client: aioredis.Redis, *, idempotency_ttl_s: int = 48 * 3600, history_len: int = 1000) -> Stores:
+def make_stores(client: aioredis.Redis, *, idempotency_ttl_s: int = 48 * 3600, history_len: int = 1000,
+                settings: Settings | None = None) -> Stores:
+    """Stores on `client`; `settings` (default: the defaults) give the streak window and gift rate."""
+    settings = settings or Settings()
     scripts = Scripts.register(client)
     return Stores(
         client, load_catalog(),
-        WalletStore(client, scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=history_len),
+        WalletStore(client, scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=history_len,
+                    streak_window_ms=settings.streak_window_ms, gift_rate_per_s=settings.gift_rate_per_s,
+                    gift_burst=settings.gift_burst),
         OrderStore(client, scripts),
         LiveStore(client, scripts, history_len=history_len),
     )

@@ -49,6 +49,7 @@ def test_readme_lists_every_variable():
 
 @pytest.mark.parametrize("var,value", [
     ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_DIAMOND_RATE_BP", "-1"), ("GIFTCAST_GIFT_MAX_COUNT", "0"),
+    ("GIFTCAST_STREAK_WINDOW_MS", "0"), ("GIFTCAST_GIFT_RATE_PER_S", "-1"), ("GIFTCAST_FRAME_BURST", "0"),
 ])
 def test_unsafe_values_are_refused_at_start(var, value):
     with pytest.raises(ConfigError, match=var):
