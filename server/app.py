@@ -26,6 +26,7 @@ from server.redis_runtime import RedisRuntime
 from server.scripts import Scripts
 from server.services import Services
 from server.settings import Settings
+from server.streaks import StreakSweeper
 from server.wallet_store import WalletStore
 
 __all__ = ["create_app", "webhook_url"]
@@ -55,11 +56,17 @@ def create_app(settings: Settings) -> Starlette:
             await broker.start()
             sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
-                                  history_len=settings.room_history_len)
+                                  history_len=settings.room_history_len,
+                                  streak_window_ms=settings.streak_window_ms,
+                                  gift_rate_per_s=settings.gift_rate_per_s, gift_burst=settings.gift_burst)
+            lives = LiveStore(client, scripts, history_len=settings.room_history_len)
+            streaks = StreakSweeper(lives, hub, window_s=settings.streak_window_ms / 1000,
+                                    interval_s=settings.streak_sweep_ms / 1000)
+            streaks.start()
             services = Services(
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
-                lives=LiveStore(client, scripts, history_len=settings.room_history_len),
+                lives=lives,
                 gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
                 hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
             )
@@ -67,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
                 yield {"services": services, "giftcast": services}
             finally:
                 await sandbox.aclose()
+                await streaks.stop()
                 await broker.stop()
 
     return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)

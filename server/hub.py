@@ -14,6 +14,7 @@ on the connection, possibly both: clients drop duplicates by the event's `seq`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from server.connection import Connection, SharedFrame
@@ -36,6 +37,8 @@ class RoomHub:
         self._members: dict[str, set[Connection]] = {}
         self._rooms_of: dict[Connection, set[str]] = {}
         self._broker: RedisBroker | None = None
+        # Called with (room, event) for every event dispatched here, before the members get it.
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         if broker is not None:
             self.attach_broker(broker)
 
@@ -104,6 +107,8 @@ class RoomHub:
 
         Iterates a snapshot: a member cut (4008) or leaving during the loop is harmless.
         """
+        for listener in self.listeners:
+            listener(room, event)
         members = self._members.get(room)
         if not members:
             return 0

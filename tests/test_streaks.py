@@ -1,0 +1,309 @@
+"""Combo streaks on a real Valkey: running counts in gift events, exactly-once ends, sweepers."""
+
+import asyncio
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import msgpack
+import pytest
+import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
+
+from server import keys
+from server.auth import Principal, mint_token
+from server.codec import SendGift
+from server.economy import price_gift
+from server.live_store import LiveStore
+from server.scripts import Scripts
+from server.settings import Settings
+from tests.conftest import TOKEN_SECRET, free_port
+from tests.factories import make_stores
+from tests.test_ws_gifting import MSGPACK, Client
+
+ALICE = "alice"  # the creator
+LONG_WINDOW = Settings(streak_window_ms=600_000)  # every test gift lands inside the window
+
+
+@pytest.fixture
+async def stores(redis):
+    stores = make_stores(redis, settings=LONG_WINDOW)
+    await stores.lives.set_state(ALICE, "open")
+    for user in ("bob", "carol", "dave"):
+        await stores.set_coins(user, 1_000)
+    return stores
+
+
+async def send(stores, sender="bob", gift="rose", count=1, key=None):
+    request = SendGift(1, ALICE, gift, count, key or f"k{random.getrandbits(64)}")
+    return await stores.wallets.apply_gift(
+        price_gift(stores.catalog, Principal(sender, "viewer"), request, rate_bp=10_000))
+
+
+async def room_events(redis, kind):
+    history = await redis.xrange(keys.live_history(ALICE))
+    return [e for e in (msgpack.unpackb(fields[b"e"]) for _, fields in history) if e["t"] == kind]
+
+
+async def expire_all_streaks(redis):
+    """The window passes: every open streak's deadline moves into the past."""
+    ids = await redis.zrange(keys.live_streak_ends(ALICE), 0, -1)
+    await redis.zadd(keys.live_streak_ends(ALICE), {streak_id: 0 for streak_id in ids})
+
+
+async def test_repeats_of_a_combo_gift_form_one_streak_with_a_running_count(stores, redis):
+    first = await send(stores, count=1)
+    await send(stores, count=2)
+    await send(stores, count=3)
+    streaks = [e["streak"] for e in await room_events(redis, "gift")]
+    assert streaks == [{"id": first.seq, "count": 1, "phase": "start"},
+                       {"id": first.seq, "count": 3, "phase": "update"},
+                       {"id": first.seq, "count": 6, "phase": "update"}]
+
+
+async def test_a_gift_that_is_not_combo_has_no_streak(stores, redis):
+    await send(stores, gift="rainbow_puke")
+    (event,) = await room_events(redis, "gift")
+    assert "streak" not in event and not await redis.exists(keys.live_streak_ends(ALICE))
+
+
+async def test_streaks_are_per_sender_and_per_gift(stores, redis):
+    await send(stores, "bob", "rose")
+    await send(stores, "carol", "rose")
+    await send(stores, "bob", "panda")
+    streaks = [e["streak"] for e in await room_events(redis, "gift")]
+    assert [s["phase"] for s in streaks] == ["start"] * 3 and len({s["id"] for s in streaks}) == 3
+
+
+async def test_an_idempotent_retry_does_not_bump_the_streak(stores, redis):
+    await send(stores, count=2, key="same")
+    replay = await send(stores, count=2, key="same")
+    await send(stores, count=1)
+    await expire_all_streaks(redis)
+    await stores.lives.end_streaks(ALICE)
+    (end,) = await room_events(redis, "streak_end")
+    assert replay.replay and (end["count"], end["coins"]) == (3, 3)
+    assert [e["streak"]["count"] for e in await room_events(redis, "gift")] == [2, 3]
+
+
+async def test_the_end_carries_the_final_count_once_the_window_passed(stores, redis):
+    first = await send(stores, count=1)
+    await send(stores, count=2)
+    last = await send(stores, count=4)
+    await expire_all_streaks(redis)
+    assert await stores.lives.end_streaks(ALICE) == (1, -1)
+    (end,) = await room_events(redis, "streak_end")
+    assert (end["streak_id"], end["from"], end["gift_id"], end["count"], end["coins"]) == (first.seq, "bob", "rose", 7, 7)
+    assert (end["seq"], end["room"], end["live_id"]) == (last.seq + 1, ALICE, "1")
+    assert not await redis.exists(keys.live_streaks(ALICE), keys.live_streak_ends(ALICE))
+
+
+async def test_an_open_streak_is_not_ended_and_its_deadline_is_reported(stores, redis):
+    await send(stores)
+    ended, next_ms = await stores.lives.end_streaks(ALICE)
+    assert ended == 0 and 590_000 < next_ms <= 600_001
+    assert await room_events(redis, "streak_end") == []
+
+
+async def test_a_gift_after_the_window_starts_a_new_streak(stores, redis):
+    first = await send(stores, count=2)
+    await expire_all_streaks(redis)
+    second = await send(stores, count=1)
+    assert (await room_events(redis, "gift"))[-1]["streak"] == {"id": second.seq, "count": 1, "phase": "start"}
+    await stores.lives.end_streaks(ALICE)  # only the expired one ends
+    assert [(e["streak_id"], e["count"]) for e in await room_events(redis, "streak_end")] == [(first.seq, 2)]
+    await send(stores, count=5)  # still extends the open one
+    assert (await room_events(redis, "gift"))[-1]["streak"] == {"id": second.seq, "count": 6, "phase": "update"}
+
+
+async def test_closing_the_live_ends_every_open_streak_after_the_live_event(stores, redis):
+    await send(stores, "bob", count=2)
+    await send(stores, "carol", "panda", count=3)
+    await stores.lives.set_state(ALICE, "closed")
+    history = [msgpack.unpackb(f[b"e"]) for _, f in await redis.xrange(keys.live_history(ALICE))]
+    assert [e["t"] for e in history[-3:]] == ["live", "streak_end", "streak_end"]
+    assert sorted((e["from"], e["count"]) for e in history[-2:]) == [("bob", 2), ("carol", 3)]
+    assert not await redis.exists(keys.live_streaks(ALICE), keys.live_streak_ends(ALICE))
+
+
+async def test_concurrent_gifts_on_many_connections_sum_into_the_streak_total(stores, redis, valkey_url):
+    clients = [aioredis.Redis.from_url(valkey_url) for _ in range(4)]
+    try:
+        per_client = [make_stores(client, settings=LONG_WINDOW) for client in clients]
+        plan = [(sender, random.randint(1, 3)) for sender in ["bob"] * 40 + ["carol"] * 20]
+        await asyncio.gather(*(send(per_client[i % 4], sender, count=count) for i, (sender, count) in enumerate(plan)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    gifts = await room_events(redis, "gift")
+    for sender in ("bob", "carol"):
+        running = [e["streak"]["count"] for e in gifts if e["from"] == sender]
+        counts = [e["count"] for e in gifts if e["from"] == sender]
+        assert running == [sum(counts[: i + 1]) for i in range(len(counts))]  # in seq order, no gaps
+    await stores.lives.set_state(ALICE, "closed")
+    ends = {e["from"]: e["count"] for e in await room_events(redis, "streak_end")}
+    assert ends == {s: sum(c for who, c in plan if who == s) for s in ("bob", "carol")}
+
+
+async def test_racing_sweepers_end_each_streak_exactly_once(stores, redis, valkey_url):
+    for sender in ("bob", "carol", "dave"):
+        for gift in ("rose", "tiktok", "ice_cream", "panda", "love_bang", "sun_cream"):
+            await send(stores, sender, gift, count=2)
+    await expire_all_streaks(redis)
+    clients = [aioredis.Redis.from_url(valkey_url) for _ in range(6)]
+    try:
+        sweepers = [make_stores(client).lives for client in clients]
+        results = await asyncio.gather(*(sweepers[i % 6].end_streaks(ALICE) for i in range(24)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    ends = await room_events(redis, "streak_end")
+    assert sum(ended for ended, _ in results) == 18 == len(ends) == len({e["streak_id"] for e in ends})
+    assert {e["count"] for e in ends} == {2}
+    seqs = [e["seq"] for e in ends]
+    assert seqs == sorted(set(seqs))
+
+
+async def test_one_call_ends_at_most_a_bounded_batch_and_asks_to_be_called_again(stores, redis):
+    for gift in ("rose", "tiktok", "ice_cream"):
+        await send(stores, gift=gift)
+    await expire_all_streaks(redis)
+    lives = LiveStore(redis, Scripts.register(redis), history_len=100, streaks_per_call=2)
+    assert await lives.end_streaks(ALICE) == (2, 0)
+    assert await lives.end_streaks(ALICE) == (1, -1)
+
+
+# --- The sweeper, in running servers: ends arrive by themselves, once -------------------------
+
+
+async def open_client(server, user, room=ALICE):
+    ws = await connect(f"{server.ws_url}?token={server.token(user)}", subprotocols=[MSGPACK])
+    client = Client(ws, MSGPACK)
+    assert (await client.request(t="join", room=room))["t"] == "joined"
+    return client
+
+
+async def events_until(client, kind):
+    """Every room event up to and including the first of `kind`."""
+    seen = []
+    async with asyncio.timeout(5):
+        while not seen or seen[-1]["t"] != kind:
+            seen.append(await client.events.get())
+    return seen
+
+
+@pytest.fixture
+async def clients():
+    opened = []
+
+    async def open_one(server, user):
+        client = await open_client(server, user)
+        opened.append(client)
+        return client
+
+    yield open_one
+    for client in opened:
+        await client.ws.close()
+        client._reader.cancel()
+
+
+async def test_the_sweeper_ends_a_streak_when_its_window_passes(start_server, redis, clients):
+    server = await start_server(streak_window_ms=100)
+    stores = make_stores(redis)
+    await stores.lives.set_state(ALICE, "open")
+    await stores.set_coins("bob", 10)
+    sender, viewer = await clients(server, "bob"), await clients(server, "carol")
+    for _ in range(3):
+        assert (await sender.gift())["t"] == "ack"
+    seen = await events_until(viewer, "streak_end")
+    assert [e["streak"]["count"] for e in seen[:-1]] == [1, 2, 3]
+    assert (seen[-1]["streak_id"], seen[-1]["count"]) == (seen[0]["streak"]["id"], 3)
+
+
+async def test_two_servers_sweeping_one_room_publish_each_end_once(start_server, redis, clients):
+    servers = [await start_server(streak_window_ms=100, streak_sweep_ms=20) for _ in range(2)]
+    stores = make_stores(redis)
+    await stores.lives.set_state(ALICE, "open")
+    await stores.set_coins("bob", 1_000)
+    sender = await clients(servers[0], "bob")
+    viewers = [await clients(server, "carol") for server in servers]
+    for _ in range(5):
+        await sender.gift(count=2)
+    for viewer in viewers:
+        assert (await events_until(viewer, "streak_end"))[-1]["count"] == 10
+    # Ordering makes "once" observable: a duplicate end would arrive before this later event.
+    await sender.gift(gift_id="rainbow_puke")
+    for viewer in viewers:
+        assert [e["t"] for e in await events_until(viewer, "gift")] == ["gift"]
+    assert len(await room_events(redis, "streak_end")) == 1
+
+
+async def test_the_periodic_pass_ends_a_streak_this_process_never_saw_start(start_server, redis, clients):
+    server = await start_server(streak_window_ms=100, streak_sweep_ms=20)
+    stores = make_stores(redis, settings=Settings(streak_window_ms=100))
+    await stores.lives.set_state(ALICE, "open")
+    await stores.set_coins("bob", 10)
+    first = await send(stores, count=4)  # no process has a member in the room yet
+    viewer = await clients(server, "carol")
+    end = (await events_until(viewer, "streak_end"))[-1]
+    assert (end["streak_id"], end["count"]) == (first.seq, 4)
+
+
+@pytest.fixture
+def serve_processes(valkey_url):
+    """Factory: a real `python -m server serve` process on the test Valkey; stopped afterwards."""
+    procs = []
+
+    def start(**env_overrides):
+        port = free_port()
+        env = {**os.environ, "REDIS_URL": valkey_url, "PORT": str(port), "GIFTCAST_TOKEN_SECRET": TOKEN_SECRET,
+               "GIFTCAST_LOG_LEVEL": "warning", **env_overrides}
+        proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        procs.append(proc)
+        assert "giftcast listening" in proc.stdout.readline()
+        return ProcessServer(port)
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@dataclasses.dataclass
+class ProcessServer:
+    port: int
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def token(self, user):
+        return mint_token(TOKEN_SECRET, user, "viewer", now=int(time.time()), ttl_s=600)
+
+
+async def test_two_server_processes_each_end_a_streak_once(serve_processes, redis, clients):
+    first, second = (serve_processes(GIFTCAST_STREAK_WINDOW_MS="150") for _ in range(2))
+    stores = make_stores(redis)
+    await stores.lives.set_state(ALICE, "open")
+    await stores.set_coins("bob", 1_000)
+    sender = await clients(first, "bob")
+    viewers = [await clients(first, "carol"), await clients(second, "dave")]
+    for _ in range(4):
+        await sender.gift(count=3)
+    for viewer in viewers:
+        assert (await events_until(viewer, "streak_end"))[-1]["count"] == 12
+    await sender.gift(gift_id="rainbow_puke")
+    for viewer in viewers:
+        assert [e["t"] for e in await events_until(viewer, "gift")] == ["gift"]
+    assert len(await room_events(redis, "streak_end")) == 1
