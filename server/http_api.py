@@ -1,10 +1,10 @@
 """HTTP API (Starlette): wallets, catalogs, orders, live rooms, ledger, webhooks, health.
 
-Public: health, the catalogs, a room's public state (what its overlay shows anyway), the
-payment webhook (authenticated by its signature) and, in development only, /dev/tokens. Every
-other route needs a bearer token, and a user only ever sees their own wallet, orders and ledger
-(admins may read anyone's wallet). Errors are the error
-tree's leaves, rendered as ``{"error": {"code", "message"}}`` with the leaf's status.
+Public: health, the catalogs, a room's public state and leaderboards (what its overlay shows
+anyway), the payment webhook (authenticated by its signature) and, in development only,
+/dev/tokens. Every other route needs a bearer token, and a user only ever sees their own wallet,
+orders and ledger (admins may read anyone's wallet). Errors are the error tree's leaves, rendered
+as ``{"error": {"code", "message"}}`` with the leaf's status.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from server.economy import recharge_credit
 from server.errors import (
     BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
 )
+from server.leaderboards import check_period
+from server.live_store import TOP_GIFTERS
 from server.order_store import PAYMENT_METHODS, buyer_of
 from server.payments import WEBHOOK_PATH, handle_payment_webhook
 from server.services import Services
@@ -31,6 +33,7 @@ from server.services import Services
 __all__ = ["routes", "exception_handlers"]
 
 MAX_BODY = 64 * 1024
+MAX_LEADERBOARD = 100
 
 
 def _services(request: Request) -> Services:
@@ -209,6 +212,14 @@ async def room(request: Request) -> Response:
     return JSONResponse(snapshot)
 
 
+async def leaderboard(request: Request) -> Response:
+    creator = check_user_id(request.path_params["creator_id"])
+    period = check_period(request.query_params.get("period", "live"))
+    limit = _int_param(request, "limit", TOP_GIFTERS, 1, MAX_LEADERBOARD)
+    top = await _services(request).lives.leaderboard(creator, period, limit)
+    return JSONResponse({"room": creator, "period": period, "top": top})
+
+
 async def giftcast_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GiftcastError)
     return JSONResponse({"error": exc.to_wire()}, status_code=exc.status)
@@ -237,6 +248,7 @@ routes = [
     Route("/v1/live/open", set_live, methods=["POST"]),
     Route("/v1/live/close", set_live, methods=["POST"]),
     Route("/v1/rooms/{creator_id}", room),
+    Route("/v1/rooms/{creator_id}/leaderboard", leaderboard),
     Route("/v1/admin/users/{user_id}/wallet", admin_wallet),
     Route(WEBHOOK_PATH, payment_webhook, methods=["POST"]),
     Route("/sandbox/checkout/{order_id}", sandbox_checkout, methods=["POST"]),
