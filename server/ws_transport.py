@@ -28,6 +28,11 @@ End: a disconnect cancels no handler task (they move money); `handler.on_close()
 after the in-flight ones finish. Messages read but not yet started when the socket is lost are
 dropped: the client never got an answer and retries with its idempotency key.
 
+Rate: each message takes a token from the connection's bucket (`ratelimit.FrameLimiter`,
+settings `frame_rate_per_s`/`frame_burst`); a message finding it empty is not processed and gets
+a `rate_limited` error frame (with its id when readable, and `retry_after_ms`); after
+`frame_flood_limit` such refusals without a one-second pause, close 1008 (policy violation).
+
 Heartbeat: a ping every `ping_interval_s`; no pong within `ping_timeout_s` → close 1011.
 Shutdown: uvicorn calls `shutdown()` on SIGTERM: reading stops, in-flight handlers finish,
 then close 1012 ("service restart", reconnect).
@@ -39,6 +44,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import os
 from collections import deque
 from collections.abc import Awaitable, Sequence
@@ -52,11 +58,12 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
-from server.codec import SUBPROTOCOLS
+from server.codec import SUBPROTOCOLS, peek_request_id
 from server.connection import (
-    CLOSE_INTERNAL_ERROR, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
+    CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
 )
-from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, Unauthorized, Unavailable
+from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, RateLimited, Unauthorized, Unavailable
+from server.ratelimit import Admit, FrameLimiter
 from server.settings import Settings
 
 __all__ = [
@@ -122,6 +129,8 @@ class WebSocketTransport(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connection: Connection | None = None
         self.handler: SessionHandler | None = None
+        self._limiter = FrameLimiter(self._settings.frame_rate_per_s, self._settings.frame_burst,
+                                     self._settings.frame_flood_limit, self._loop.time())
         self._inflight: set[asyncio.Task[None]] = set()
         self._backlog: deque[bytes | str] = deque()  # read, waiting for an in-flight slot
         self._fragments: list[bytes] = []
@@ -267,11 +276,26 @@ class WebSocketTransport(asyncio.Protocol):
                 return
         else:
             message = bytes(data)
+        admit = self._limiter.admit(self._loop.time())
+        if admit is not Admit.ACCEPT:
+            self._refuse(message, admit)
+            return
         if len(self._inflight) < self.max_inflight:
             self._start_handler(message)
         else:
             self._backlog.append(message)
         self._update_reading()
+
+    def _refuse(self, message: bytes | str, admit: Admit) -> None:
+        """Over the frame rate: answer without processing, or close a flooding client (1008)."""
+        assert self.connection is not None
+        if admit is Admit.FLOOD:
+            log.info("WebSocket client %s floods past the frame rate; closing", self.connection.remote_address)
+            self.connection.fail(CLOSE_POLICY_VIOLATION, "message rate limit exceeded")
+            return
+        error = RateLimited("too many messages; slow down",
+                            retry_after_ms=math.ceil(self._limiter.retry_after_s * 1000))
+        self.connection.send({"t": "error", "id": peek_request_id(message), **error.to_wire()})
 
     def _start_handler(self, message: bytes | str) -> None:
         task = self._loop.create_task(self._run_handler(message))

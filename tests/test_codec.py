@@ -107,3 +107,15 @@ def test_encode_msgpack_and_json_round_trip():
 
 def test_fingerprint_names_room_gift_and_count():
     assert codec.SendGift(1, "alice", "rose", 3, "k").fingerprint != codec.SendGift(1, "alice", "rose", 4, "k").fingerprint
+
+
+@pytest.mark.parametrize("message,request_id", [
+    (msgpack.packb({"t": "gift", "id": 7}), 7),
+    ('{"t": "ping", "id": "a1"}', "a1"),
+    ('{"t": "ping"}', None),
+    (b"\xc1\xc1", None),
+    ("[1, 2]", None),
+    ('{"id": 1.5}', None),
+])
+def test_peek_request_id_reads_the_id_or_gives_none(message, request_id):
+    assert codec.peek_request_id(message) == request_id
