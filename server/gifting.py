@@ -5,11 +5,12 @@
    creator, the gift exists in the *server's* catalog; it computes coins = price x count and
    diamonds = coins x rate. The client never names a price.
 3. `WalletStore.apply_gift` runs `lua/send_gift.lua`, one atomic script that, after all its
-   checks (idempotency key, amounts, room open, balance), debits the sender, credits the
-   creator, updates the live's totals and top-gifter ranking, writes a ledger entry on both
-   sides, appends the event to the room's history stream, PUBLISHes it on the room channel and
-   records the idempotency key with its result. A retry with the same key returns the first
-   receipt and charges nothing.
+   checks (idempotency key, amounts, the sender's gift rate, room open, balance), debits the
+   sender, credits the creator, updates the live's totals and the live, weekly and all-time
+   top-gifter rankings, starts or extends the combo streak (its end is `lua/end_streaks.lua`'s,
+   see `streaks.py`), writes a ledger entry on both sides, appends the event to the room's
+   history stream, PUBLISHes it on the room channel and records the idempotency key with its
+   result. A retry with the same key returns the first receipt and charges nothing.
 4. Every hub process subscribed to the room's channel receives the event (`broker.py`) and
    `RoomHub.dispatch` encodes it once per wire format and writes the same bytes to every local
    member; the sender is told its receipt directly as the reply to its request.

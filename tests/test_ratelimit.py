@@ -73,7 +73,7 @@ async def replies(ws, n):
 
 
 async def test_messages_beyond_the_burst_get_rate_limited_with_their_id(start_ws_server):
-    server = await start_ws_server(Settings(frame_rate_per_s=1, frame_burst=3, frame_flood_limit=50))
+    server = await start_ws_server(Settings(frame_rate_per_s=0.1, frame_burst=3, frame_flood_limit=50))
     async with connect(server.url(), subprotocols=[JSON]) as ws:
         for i in range(5):
             await ws.send(ping(i))
@@ -82,11 +82,11 @@ async def test_messages_beyond_the_burst_get_rate_limited_with_their_id(start_ws
     refused = [f for f in frames if f["t"] == "error"]  # answered at once, so maybe before the echoes
     assert sorted(echoed) == [0, 1, 2]
     assert [(f["code"], f["id"]) for f in refused] == [("rate_limited", 3), ("rate_limited", 4)]
-    assert all(0 < f["retry_after_ms"] <= 1000 for f in refused)
+    assert all(0 < f["retry_after_ms"] <= 10_000 for f in refused)
 
 
 async def test_sustained_flooding_closes_the_connection_with_1008(start_ws_server):
-    server = await start_ws_server(Settings(frame_rate_per_s=1, frame_burst=2, frame_flood_limit=5))
+    server = await start_ws_server(Settings(frame_rate_per_s=0.1, frame_burst=2, frame_flood_limit=5))
     async with connect(server.url(), subprotocols=[JSON]) as ws:
         for i in range(20):
             await ws.send(ping(i))
@@ -98,7 +98,7 @@ async def test_sustained_flooding_closes_the_connection_with_1008(start_ws_serve
 
 
 async def test_a_flooding_connection_does_not_limit_the_others(start_ws_server):
-    server = await start_ws_server(Settings(frame_rate_per_s=1, frame_burst=2, frame_flood_limit=3))
+    server = await start_ws_server(Settings(frame_rate_per_s=0.1, frame_burst=2, frame_flood_limit=3))
     async with connect(server.url(), subprotocols=[JSON]) as calm, connect(server.url(), subprotocols=[JSON]) as flooder:
         for i in range(10):
             await flooder.send(ping(i))
@@ -112,7 +112,7 @@ async def test_a_flooding_connection_does_not_limit_the_others(start_ws_server):
 # --- gifts per user, in Redis --------------------------------------------------------------------
 
 ALICE = "alice"
-SLOW = Settings(gift_rate_per_s=0.5, gift_burst=3)  # 3 at once, then one per 2 s
+SLOW = Settings(gift_rate_per_s=0.05, gift_burst=3)  # 3 at once, then one per 20 s
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ async def test_gifts_beyond_the_burst_are_rate_limited_and_change_nothing(stores
     history = await redis.xlen(keys.live_history(ALICE))
     with pytest.raises(RateLimited) as refused:
         await stores.wallets.apply_gift(charge(stores, key="k3"))
-    assert 0 < refused.value.retry_after_ms <= 2000
+    assert 0 < refused.value.retry_after_ms <= 20_000
     assert (await stores.wallets.balances("bob")).coins == 97
     assert await redis.xlen(keys.live_history(ALICE)) == history
     assert not await redis.exists(keys.idempotency("bob", "k3"))
@@ -182,7 +182,7 @@ async def test_the_gift_rate_is_shared_by_every_connection(stores, valkey_url):
 
 
 async def test_a_rate_limited_gift_is_an_error_frame_with_a_retry_hint(start_server, redis):
-    server = await start_server(gift_rate_per_s=0.5, gift_burst=1)
+    server = await start_server(gift_rate_per_s=0.05, gift_burst=1)
     stores = make_stores(redis)
     await stores.lives.set_state(ALICE, "open")
     await stores.set_coins("bob", 10)
@@ -193,7 +193,7 @@ async def test_a_rate_limited_gift_is_an_error_frame_with_a_retry_hint(start_ser
         assert (await client.gift())["t"] == "ack"
         refused = await client.gift()
         assert (refused["t"], refused["code"]) == ("error", "rate_limited")
-        assert 0 < refused["retry_after_ms"] <= 2000
+        assert 0 < refused["retry_after_ms"] <= 20_000
     finally:
         await ws.close()
         client._reader.cancel()

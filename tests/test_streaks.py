@@ -211,11 +211,29 @@ async def clients():
         client._reader.cancel()
 
 
-async def test_the_sweeper_ends_a_streak_when_its_window_passes(start_server, redis, clients):
-    server = await start_server(streak_window_ms=100)
-    stores = make_stores(redis)
+@pytest.fixture
+async def short_room(redis):
+    """Alice live, bob funded; gifts sent through these stores (not the servers) get a 100 ms window."""
+    stores = make_stores(redis, settings=Settings(streak_window_ms=100))
     await stores.lives.set_state(ALICE, "open")
-    await stores.set_coins("bob", 10)
+    await stores.set_coins("bob", 1_000)
+    return stores
+
+
+async def assert_each_viewer_sees_one_end(sender, viewers, redis, *, gifts, count):
+    for _ in range(gifts):
+        assert (await sender.gift(count=count))["t"] == "ack"
+    for viewer in viewers:
+        assert (await events_until(viewer, "streak_end"))[-1]["count"] == gifts * count
+    # Ordering makes "once" observable: a duplicate end would arrive before this later event.
+    await sender.gift(gift_id="rainbow_puke")
+    for viewer in viewers:
+        assert [e["t"] for e in await events_until(viewer, "gift")] == ["gift"]
+    assert len(await room_events(redis, "streak_end")) == 1
+
+
+async def test_the_sweeper_ends_a_streak_when_its_window_passes(start_server, short_room, clients):
+    server = await start_server(streak_window_ms=400)
     sender, viewer = await clients(server, "bob"), await clients(server, "carol")
     for _ in range(3):
         assert (await sender.gift())["t"] == "ack"
@@ -224,30 +242,16 @@ async def test_the_sweeper_ends_a_streak_when_its_window_passes(start_server, re
     assert (seen[-1]["streak_id"], seen[-1]["count"]) == (seen[0]["streak"]["id"], 3)
 
 
-async def test_two_servers_sweeping_one_room_publish_each_end_once(start_server, redis, clients):
-    servers = [await start_server(streak_window_ms=100, streak_sweep_ms=20) for _ in range(2)]
-    stores = make_stores(redis)
-    await stores.lives.set_state(ALICE, "open")
-    await stores.set_coins("bob", 1_000)
+async def test_two_servers_sweeping_one_room_publish_each_end_once(start_server, short_room, redis, clients):
+    servers = [await start_server(streak_window_ms=400, streak_sweep_ms=20) for _ in range(2)]
     sender = await clients(servers[0], "bob")
     viewers = [await clients(server, "carol") for server in servers]
-    for _ in range(5):
-        await sender.gift(count=2)
-    for viewer in viewers:
-        assert (await events_until(viewer, "streak_end"))[-1]["count"] == 10
-    # Ordering makes "once" observable: a duplicate end would arrive before this later event.
-    await sender.gift(gift_id="rainbow_puke")
-    for viewer in viewers:
-        assert [e["t"] for e in await events_until(viewer, "gift")] == ["gift"]
-    assert len(await room_events(redis, "streak_end")) == 1
+    await assert_each_viewer_sees_one_end(sender, viewers, redis, gifts=5, count=2)
 
 
-async def test_the_periodic_pass_ends_a_streak_this_process_never_saw_start(start_server, redis, clients):
+async def test_the_periodic_pass_ends_a_streak_this_process_never_saw_start(start_server, short_room, clients):
     server = await start_server(streak_window_ms=100, streak_sweep_ms=20)
-    stores = make_stores(redis, settings=Settings(streak_window_ms=100))
-    await stores.lives.set_state(ALICE, "open")
-    await stores.set_coins("bob", 10)
-    first = await send(stores, count=4)  # no process has a member in the room yet
+    first = await send(short_room, count=4)  # no process has a member in the room yet
     viewer = await clients(server, "carol")
     end = (await events_until(viewer, "streak_end"))[-1]
     assert (end["streak_id"], end["count"]) == (first.seq, 4)
@@ -292,18 +296,8 @@ class ProcessServer:
         return mint_token(TOKEN_SECRET, user, "viewer", now=int(time.time()), ttl_s=600)
 
 
-async def test_two_server_processes_each_end_a_streak_once(serve_processes, redis, clients):
-    first, second = (serve_processes(GIFTCAST_STREAK_WINDOW_MS="150") for _ in range(2))
-    stores = make_stores(redis)
-    await stores.lives.set_state(ALICE, "open")
-    await stores.set_coins("bob", 1_000)
+async def test_two_server_processes_each_end_a_streak_once(serve_processes, short_room, redis, clients):
+    first, second = (serve_processes(GIFTCAST_STREAK_WINDOW_MS="400") for _ in range(2))
     sender = await clients(first, "bob")
     viewers = [await clients(first, "carol"), await clients(second, "dave")]
-    for _ in range(4):
-        await sender.gift(count=3)
-    for viewer in viewers:
-        assert (await events_until(viewer, "streak_end"))[-1]["count"] == 12
-    await sender.gift(gift_id="rainbow_puke")
-    for viewer in viewers:
-        assert [e["t"] for e in await events_until(viewer, "gift")] == ["gift"]
-    assert len(await room_events(redis, "streak_end")) == 1
+    await assert_each_viewer_sees_one_end(sender, viewers, redis, gifts=4, count=3)
