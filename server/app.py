@@ -13,25 +13,40 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
+from server.admin_api import routes as admin_routes
+from server.bank import Bank, spend_caps
+from server.admission import AddressLimit
 from server.broker import RedisBroker
 from server.catalog import load_catalog
+from server.cluster_broker import ClusterBroker
+from server.gift_recovery import GiftRecovery
 from server.gifting import GiftService
+from server.economy_api import routes as economy_routes
+from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
+from server.payouts_api import routes as payout_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
+from server.observe_http import ObservedHTTP
 from server.order_store import OrderStore
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.redis_runtime import RedisRuntime
 from server.scripts import Scripts
 from server.services import Services
 from server.settings import Settings
+from server.split_gift import SplitGiftStore, crash_after_debit
 from server.streaks import StreakSweeper
-from server.wallet_store import WalletStore
+from server.viewers import ViewerCounter
+from server.wallet_store import GiftPolicy, WalletStore
 
-__all__ = ["create_app", "webhook_url"]
+__all__ = ["create_app", "webhook_url", "ROUTES"]
 
 log = logging.getLogger("giftcast")
+# Every HTTP route: http_api's, then the economy's (catalogs, accounts, goods), withdrawals, admin.
+ROUTES = routes + economy_routes + payout_routes + admin_routes
 
 
 def webhook_url(settings: Settings) -> str:
@@ -49,32 +64,58 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RedisRuntime(settings) as runtime:
             client = runtime.client
-            scripts = Scripts.register(client)
-            hub = RoomHub(settings)
-            broker = RedisBroker(client, hub)
-            hub.attach_broker(broker)
-            await broker.start()
-            sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
+            metrics = Metrics()
+            scripts = Scripts.register(client, observe=metrics.script_timer)
+            hub = RoomHub(settings, metrics=metrics)
+            policy = GiftPolicy.from_settings(settings)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
-                                  history_len=settings.room_history_len,
-                                  streak_window_ms=settings.streak_window_ms,
-                                  gift_rate_per_s=settings.gift_rate_per_s, gift_burst=settings.gift_burst)
+                                  history_len=settings.room_history_len, spend_caps=spend_caps(settings),
+                                  policy=policy)
+            bank = Bank.build(client, scripts, settings)
+            gift_store: WalletStore | SplitGiftStore = wallets
+            recovery: GiftRecovery | None = None
+            if runtime.cluster:  # gifts span two slots: debit, credit, complete, and a recovery loop
+                broker: RedisBroker | ClusterBroker = ClusterBroker(client, hub, node_client=runtime.node_client)
+                gift_store = SplitGiftStore(
+                    client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
+                    history_len=settings.room_history_len, recovery_s=settings.gift_recovery_s,
+                    spend_caps=spend_caps(settings), policy=policy,
+                    after_debit=crash_after_debit if settings.failpoint == "crash_after_debit" else None)
+                recovery = GiftRecovery(client, gift_store, period_s=settings.gift_recovery_s)
+            else:
+                broker = RedisBroker(client, hub)
+            hub.attach_broker(broker)
+            history = RoomHistory(client, max_events=settings.resume_max_events)
+            viewers = ViewerCounter(client, scripts, hub, interval_s=settings.viewers_interval_s)
+            sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
             lives = LiveStore(client, scripts, history_len=settings.room_history_len)
             streaks = StreakSweeper(lives, hub, window_s=settings.streak_window_ms / 1000,
                                     interval_s=settings.streak_sweep_ms / 1000)
-            streaks.start()
             services = Services(
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=lives,
-                gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
-                hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
+                gifts=GiftService(catalog, gift_store, bank.profiles, require_birth_date=settings.require_birth_date),
+                hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
+                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics, bank=bank,
             )
+            hub.attach_history(history, services.room_snapshot)
+            await broker.start()
+            await viewers.start()
+            streaks.start()
+            if recovery is not None:
+                await recovery.start()
             try:
                 yield {"services": services, "giftcast": services}
             finally:
+                if recovery is not None:
+                    await recovery.stop()
+                await viewers.stop()
                 await sandbox.aclose()
                 await streaks.stop()
                 await broker.stop()
+                await hub.aclose()
+                await history.aclose()
 
-    return Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=ROUTES,
+                     exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])

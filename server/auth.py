@@ -23,7 +23,7 @@ from typing import Literal
 
 from server.errors import InvalidField, TokenExpired, TokenInvalid, TokenMissing
 
-__all__ = ["Principal", "Role", "ROLES", "bearer_token", "mint_token", "verify_token", "check_user_id"]
+__all__ = ["Principal", "Role", "ROLES", "bearer_token", "mint_token", "verify_token", "check_user_id", "owner_of"]
 
 Role = Literal["viewer", "creator", "admin", "overlay"]
 ROLES: tuple[Role, ...] = ("viewer", "creator", "admin", "overlay")
@@ -48,9 +48,18 @@ class Principal:
 
 
 def check_user_id(user_id: object) -> str:
-    if not isinstance(user_id, str) or not USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise InvalidField("user ids are 1-64 characters of A-Z a-z 0-9 _ -")
     return user_id
+
+
+def owner_of(compound_id: object) -> str | None:
+    """The user a ``<user_id>.<16 alphanumerics>`` id (an order, a withdrawal) names, else None."""
+    if isinstance(compound_id, str) and compound_id.count(".") == 1:
+        user_id, _, suffix = compound_id.partition(".")
+        if USER_ID.fullmatch(user_id) and len(suffix) == 16 and suffix.isalnum():
+            return user_id
+    return None
 
 
 def _b64(data: bytes) -> str:
@@ -103,7 +112,7 @@ def verify_token(secret: str, token: str | None, *, now: int) -> Principal:
         raise TokenInvalid("token claims are malformed") from None
     if aud != AUDIENCE:
         raise TokenInvalid("token is for another audience")
-    if role not in ROLES or not isinstance(sub, str) or not USER_ID.match(sub):
+    if role not in ROLES or not isinstance(sub, str) or not USER_ID.fullmatch(sub):
         raise TokenInvalid("token claims are malformed")
     if type(exp) is not int or exp <= now:
         raise TokenExpired("token has expired")

@@ -10,7 +10,8 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── UnknownFrameType           unknown_frame_type  400
     │   ├── InvalidField               invalid_field       400
     │   ├── InvalidCount               invalid_count       400
-    │   └── InvalidIdempotencyKey      invalid_idempotency_key 400
+    │   ├── InvalidIdempotencyKey      invalid_idempotency_key 400
+    │   └── BelowMinimum               below_minimum       400
     ├── Unauthorized                   unauthorized        401
     │   ├── TokenMissing               token_missing       401
     │   ├── TokenInvalid               token_invalid       401
@@ -18,19 +19,29 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── BadSignature               bad_signature       401
     │   └── StaleTimestamp             stale_timestamp     401
     ├── Forbidden                      forbidden           403
-    │   └── SelfGift                   self_gift           403
+    │   ├── SelfGift                   self_gift           403
+    │   ├── AgeRestricted              age_restricted      403
+    │   ├── AccountLocked              account_locked      403
+    │   ├── AccountRestricted          account_restricted  403
+    │   └── NotAvailable               not_available       403
     ├── NotFound                       not_found           404
     │   ├── UnknownGift                unknown_gift        404
     │   ├── UnknownBundle              unknown_bundle      404
     │   ├── UnknownOrder               unknown_order       404
-    │   └── UnknownRegion              unknown_region      404
+    │   ├── UnknownRegion              unknown_region      404
+    │   ├── UnknownItem                unknown_item        404
+    │   └── UnknownWithdrawal          unknown_withdrawal  404
     ├── Conflict                       conflict            409
     │   ├── InsufficientFunds          insufficient_funds  409
     │   ├── RoomClosed                 room_closed         409
     │   ├── NotInRoom                  not_in_room         409
     │   ├── TooManyRooms               too_many_rooms      409
     │   ├── IdempotencyConflict        idempotency_conflict 409
-    │   └── OrderState                 order_state         409
+    │   ├── OrderState                 order_state         409
+    │   ├── SpendingLimit              spending_limit      409
+    │   ├── WithdrawalLimit            withdrawal_limit    409
+    │   └── WithdrawalState            withdrawal_state    409
+    ├── TooManyConnections             too_many_connections 429
     ├── RateLimited                    rate_limited        429  (+ retry_after_ms)
     └── Unavailable                    unavailable         503
 """
@@ -43,7 +54,9 @@ __all__ = [
     "TokenInvalid", "TokenExpired", "BadSignature", "StaleTimestamp", "Forbidden", "SelfGift",
     "NotFound", "UnknownGift", "UnknownBundle", "UnknownOrder", "UnknownRegion", "Conflict",
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
-    "OrderState", "RateLimited", "Unavailable", "error_for_code",
+    "OrderState", "TooManyConnections", "Unavailable", "error_for_code", "BelowMinimum", "AgeRestricted", "AccountLocked",
+    "AccountRestricted", "NotAvailable", "UnknownItem", "UnknownWithdrawal", "SpendingLimit",
+    "WithdrawalLimit", "WithdrawalState", "RateLimited",
 ]
 
 
@@ -89,6 +102,10 @@ class InvalidIdempotencyKey(BadRequest):
     code = "invalid_idempotency_key"
 
 
+class BelowMinimum(BadRequest):
+    code = "below_minimum"
+
+
 class Unauthorized(GiftcastError):
     code, status = "unauthorized", 401
 
@@ -121,6 +138,22 @@ class SelfGift(Forbidden):
     code = "self_gift"
 
 
+class AgeRestricted(Forbidden):
+    code = "age_restricted"
+
+
+class AccountLocked(Forbidden):
+    code = "account_locked"
+
+
+class AccountRestricted(Forbidden):
+    code = "account_restricted"
+
+
+class NotAvailable(Forbidden):
+    code = "not_available"
+
+
 class NotFound(GiftcastError):
     code, status = "not_found", 404
 
@@ -139,6 +172,14 @@ class UnknownOrder(NotFound):
 
 class UnknownRegion(NotFound):
     code = "unknown_region"
+
+
+class UnknownItem(NotFound):
+    code = "unknown_item"
+
+
+class UnknownWithdrawal(NotFound):
+    code = "unknown_withdrawal"
 
 
 class Conflict(GiftcastError):
@@ -167,6 +208,22 @@ class IdempotencyConflict(Conflict):
 
 class OrderState(Conflict):
     code = "order_state"
+
+
+class SpendingLimit(Conflict):
+    code = "spending_limit"
+
+
+class WithdrawalLimit(Conflict):
+    code = "withdrawal_limit"
+
+
+class WithdrawalState(Conflict):
+    code = "withdrawal_state"
+
+
+class TooManyConnections(GiftcastError):
+    code, status = "too_many_connections", 429
 
 
 class RateLimited(GiftcastError):

@@ -1,4 +1,7 @@
-"""HTTP API (Starlette): wallets, catalogs, orders, live rooms, ledger, webhooks, health.
+"""HTTP API (Starlette): wallets, orders, live rooms, ledger, webhooks, health.
+
+The creator economy's routes (catalogs, profiles, goods, limits, statements, withdrawals,
+admin grants and refunds) are in `economy_api.py`, `payouts_api.py` and `admin_api.py`.
 
 Public: health, the catalogs, a room's public state and leaderboards (what its overlay shows
 anyway), the payment webhook (authenticated by its signature) and, in development only,
@@ -9,18 +12,21 @@ as ``{"error": {"code", "message"}}`` with the leaf's status.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.auth import Principal, Role, bearer_token, check_user_id, mint_token
-from server.economy import recharge_credit
+from server.economy import recharge_credit, spender_region, utc_date
+from server.metrics import CONTENT_TYPE
 from server.errors import (
     BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
 )
@@ -28,6 +34,7 @@ from server.leaderboards import check_period
 from server.live_store import TOP_GIFTERS
 from server.order_store import PAYMENT_METHODS, buyer_of
 from server.payments import WEBHOOK_PATH, handle_payment_webhook
+from server.profiles import profile_changes
 from server.services import Services
 
 __all__ = ["routes", "exception_handlers"]
@@ -56,7 +63,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise BadRequest("request body too large")
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays or objects
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
@@ -85,14 +92,18 @@ async def dev_tokens(request: Request) -> Response:
     data = await _json_body(request)
     now = int(time.time())
     ttl = services.settings.token_ttl_s
-    token = mint_token(services.settings.token_secret, check_user_id(data.get("user_id")),
-                       data.get("role", "viewer"), now=now, ttl_s=ttl)
+    user_id = check_user_id(data.get("user_id"))
+    token = mint_token(services.settings.token_secret, user_id, data.get("role", "viewer"), now=now, ttl_s=ttl)
+    # Optional profile fields (region, birth_date, account_type), validated before anything is stored.
+    profile = {name: data[name] for name in ("region", "birth_date", "account_type") if name in data}
+    if changes := profile_changes(services.catalog, profile, utc_date(now * 1000)):
+        await services.bank.profiles.update(user_id, changes)
     return JSONResponse({"token": token, "expires_at": now + ttl}, status_code=201)
 
 
 async def _wallet(request: Request, user_id: str) -> Response:
     balances = await _services(request).wallets.balances(check_user_id(user_id))
-    return JSONResponse({"user_id": user_id, "coins": balances.coins, "diamonds": balances.diamonds})
+    return JSONResponse({"user_id": user_id, **balances.to_wire()})
 
 
 async def my_wallet(request: Request) -> Response:
@@ -119,15 +130,6 @@ async def ledger(request: Request) -> Response:
     return JSONResponse({"user_id": principal.user_id, "entries": entries})
 
 
-async def bundles(request: Request) -> Response:
-    catalog = _services(request).catalog
-    return JSONResponse({"bundles": catalog.bundles_for(request.query_params.get("region"))})
-
-
-async def gifts(request: Request) -> Response:
-    return JSONResponse({"gifts": _services(request).catalog.gift_list()})
-
-
 async def create_order(request: Request) -> Response:
     principal = _principal(request)
     if not principal.can_spend:
@@ -141,7 +143,13 @@ async def create_order(request: Request) -> Response:
     region = data.get("region")
     if region is not None and not isinstance(region, str):
         raise InvalidField("region must be a region code")
-    credit = recharge_credit(services.catalog, bundle, region)
+    # The price and campaigns are those of the buyer's profile region, once their age allows buying.
+    now_ms = int(time.time() * 1000)
+    home = spender_region(services.catalog, await services.bank.profiles.get(principal.user_id), now_ms,
+                          require_birth_date=services.settings.require_birth_date)
+    if region is not None and region != home.code:
+        raise InvalidField(f"orders are priced in your profile's region, {home.code}")
+    credit = recharge_credit(services.catalog, bundle, home.code, now_ms=now_ms)
     order = await services.orders.create(principal.user_id, bundle, credit, method)
     order["checkout_url"] = f"/sandbox/checkout/{order['id']}"
     return JSONResponse(order, status_code=201)
@@ -183,16 +191,20 @@ async def sandbox_checkout(request: Request) -> Response:
     return JSONResponse({"payment_id": payment_id, "order_id": order["id"]}, status_code=202)
 
 
-async def payment_webhook(request: Request) -> Response:
+async def signed_webhook(request: Request, handle: Callable[..., Awaitable[dict[str, Any]]], store: Any) -> Response:
+    """A provider's signed webhook: `handle(store, ...)` verifies and applies the delivery."""
     services = _services(request)
     body = await request.body()
     if len(body) > MAX_BODY:
         raise BadRequest("request body too large")
-    result = await handle_payment_webhook(
-        services.orders, secret=services.settings.webhook_secret,
-        tolerance_s=services.settings.webhook_tolerance_s,
+    result = await handle(
+        store, secret=services.settings.webhook_secret, tolerance_s=services.settings.webhook_tolerance_s,
         header=request.headers.get("giftcast-signature"), body=body, now=int(time.time()))
     return JSONResponse(result)
+
+
+async def payment_webhook(request: Request) -> Response:
+    return await signed_webhook(request, handle_payment_webhook, _services(request).orders)
 
 
 async def set_live(request: Request) -> Response:
@@ -204,12 +216,29 @@ async def set_live(request: Request) -> Response:
                          "seq": state.seq, "changed": state.changed})
 
 
+async def set_goal(request: Request) -> Response:
+    principal = _principal(request)
+    _require_role(principal, "creator")
+    diamonds = (await _json_body(request)).get("diamonds")
+    if type(diamonds) is not int:
+        raise InvalidField("diamonds must be an integer from 0 to 10^12")
+    seq = await _services(request).lives.set_goal(principal.user_id, diamonds)
+    return JSONResponse({"room": principal.user_id, "goal": diamonds, "seq": seq})
+
+
 async def room(request: Request) -> Response:
     creator = check_user_id(request.path_params["creator_id"])
+    return JSONResponse(await _services(request).room_snapshot(creator))
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format. A scraper presents GIFTCAST_METRICS_TOKEN; people an admin token."""
     services = _services(request)
-    snapshot = await services.lives.snapshot(creator)
-    snapshot["viewers"] = services.hub.members(creator)
-    return JSONResponse(snapshot)
+    presented = bearer_token(request.headers.get("authorization"), None) or ""
+    expected = services.settings.metrics_token
+    if not (expected and hmac.compare_digest(presented.encode(), expected.encode())):
+        _require_role(_principal(request), "admin")
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
 
 async def leaderboard(request: Request) -> Response:
@@ -222,6 +251,7 @@ async def leaderboard(request: Request) -> Response:
 
 async def giftcast_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GiftcastError)
+    _services(request).metrics.error(exc.code, "http")
     return JSONResponse({"error": exc.to_wire()}, status_code=exc.status)
 
 
@@ -232,14 +262,14 @@ async def redis_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    _services(request).metrics.error(code, "http")
     return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
 
 
 routes = [
     Route("/healthz", healthz),
+    Route("/metrics", metrics),
     Route("/dev/tokens", dev_tokens, methods=["POST"]),
-    Route("/v1/catalog/bundles", bundles),
-    Route("/v1/catalog/gifts", gifts),
     Route("/v1/me/wallet", my_wallet),
     Route("/v1/me/ledger", ledger),
     Route("/v1/me/orders", list_orders),
@@ -247,6 +277,7 @@ routes = [
     Route("/v1/orders/{order_id}", get_order),
     Route("/v1/live/open", set_live, methods=["POST"]),
     Route("/v1/live/close", set_live, methods=["POST"]),
+    Route("/v1/live/goal", set_goal, methods=["POST"]),
     Route("/v1/rooms/{creator_id}", room),
     Route("/v1/rooms/{creator_id}/leaderboard", leaderboard),
     Route("/v1/admin/users/{user_id}/wallet", admin_wallet),
@@ -254,4 +285,5 @@ routes = [
     Route("/sandbox/checkout/{order_id}", sandbox_checkout, methods=["POST"]),
 ]
 
-exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, HTTPException: http_error}
+exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, RedisClusterException: redis_error,
+                      HTTPException: http_error}

@@ -6,23 +6,44 @@ tagged with the creator's own tag: the room's totals, ranking, history and chann
 same slot as the creator's diamond balance, so crediting a gift to a creator and publishing it
 to the room is one single-slot script. Orders are tagged with their buyer.
 
-    wallet:{u:ID}                 hash   coins, diamonds                      (balances)
+    wallet:{u:ID}                 hash   coins, diamonds, diamonds_held (balances); gifts_sent
+                                         (count, for refs); first_recharge; locked (why, if so)
     ledger:{u:ID}                 stream one entry per balance movement (never trimmed)
     idem:{u:ID}:KEY               string msgpack {fp, result} of a gift, TTL >= 24 h
+    outbox:{u:ID}                 hash   KEY -> a gift debited whose credit is unconfirmed (cluster)
+    credited:{u:ID}:REF           string marker: gift REF was credited to creator ID (cluster)
+    inflight:{g:N}                zset   "SENDER KEY ATTEMPT" -> due ms: cross-slot gifts under
+                                         way, N in 0..GIFT_PARTITIONS-1 (cluster; recovery's index)
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
     live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
+    viewers:{u:ID}                hash   process id -> "count:deadline_ms", the room's viewers
+    room:{u:ID}                   channel the room's events (sharded pub/sub: SPUBLISH, SSUBSCRIBE)
+    profile:{u:ID}                hash   region, birth_date, account_type
+    limits:{u:ID}                 hash   self-set spending limits, day/week spending and
+                                         withdrawal counters
+    op:{u:ID}:KIND:KEY            string msgpack {fp, result} of a purchase or admin grant, TTL
+    inventory:{u:ID}              hash   good id -> count owned
+    withdrawal:{u:ID}:WID         hash   a withdrawal request and its state
+    withdrawals:{u:ID}            zset   the creator's withdrawal ids by creation time
+    review:withdrawals            zset   withdrawals awaiting an admin, by creation time (an index
+                                         written after the script, not money: see withdrawal_store)
     live:{u:ID}:streaks           hash   open combo streaks: ID -> msgpack state, SENDER|GIFT -> ID
     live:{u:ID}:streak_ends       zset   open streak ids by deadline (ms since epoch)
     top:{u:ID}:week:YYYY-Www      zset   the creator's top gifters of an ISO week, by coins (expires)
     top:{u:ID}:all                zset   the creator's all-time top gifters, by coins
     rate:{u:ID}:gifts             string the sender's gift-rate state (GCRA: theoretical arrival, us)
-    room:{u:ID}                   channel the room's events (pub/sub)
 """
 
 from __future__ import annotations
+
+import zlib
+
+# The in-flight index is spread over this many keys (so over the cluster's nodes); fixed forever,
+# since every process must scan the same partitions.
+GIFT_PARTITIONS = 16
 
 
 def tag(user_id: str) -> str:
@@ -39,6 +60,23 @@ def ledger(user_id: str) -> str:
 
 def idempotency(user_id: str, key: str) -> str:
     return "idem:" + tag(user_id) + ":" + key
+
+
+def outbox(user_id: str) -> str:
+    return "outbox:" + tag(user_id)
+
+
+def credited(creator_id: str, ref: str) -> str:
+    return "credited:" + tag(creator_id) + ":" + ref
+
+
+def gifts_in_flight(partition: int) -> str:
+    return "inflight:{g:" + str(partition) + "}"
+
+
+def gift_partition(sender_id: str) -> int:
+    """The `gifts_in_flight` partition a sender's gifts are indexed in."""
+    return zlib.crc32(sender_id.encode()) % GIFT_PARTITIONS
 
 
 def order(user_id: str, order_id: str) -> str:
@@ -59,6 +97,10 @@ def live_top(creator_id: str) -> str:
 
 def live_history(creator_id: str) -> str:
     return "live:" + tag(creator_id) + ":history"
+
+
+def room_viewers(creator_id: str) -> str:
+    return "viewers:" + tag(creator_id)
 
 
 def live_streaks(creator_id: str) -> str:
@@ -89,3 +131,31 @@ def room_channel(creator_id: str) -> str:
 def room_of_channel(channel: str) -> str:
     """Inverse of `room_channel`: the creator id a room channel belongs to."""
     return channel[len("room:{u:") : -1]
+
+
+def profile(user_id: str) -> str:
+    return "profile:" + tag(user_id)
+
+
+def limits(user_id: str) -> str:
+    return "limits:" + tag(user_id)
+
+
+def operation(user_id: str, kind: str, key: str) -> str:
+    """The idempotency record of a purchase or an admin grant (`kind` keeps the spaces apart)."""
+    return "op:" + tag(user_id) + ":" + kind + ":" + key
+
+
+def inventory(user_id: str) -> str:
+    return "inventory:" + tag(user_id)
+
+
+def withdrawal(user_id: str, withdrawal_id: str) -> str:
+    return "withdrawal:" + tag(user_id) + ":" + withdrawal_id
+
+
+def withdrawals(user_id: str) -> str:
+    return "withdrawals:" + tag(user_id)
+
+
+WITHDRAWAL_REVIEW = "review:withdrawals"

@@ -1,5 +1,5 @@
-"""LiveStore: a creator's live room state in Redis: open/close, the join snapshot, ending combo
-streaks, and the leaderboards."""
+"""LiveStore: a creator's live room state in Redis: open/close, the goal, the join snapshot,
+ending combo streaks, and the leaderboards."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from server import keys
 from server.leaderboards import Period, board_key
 from server.scripts import Scripts
+from server.wallet_store import reply_or_raise
 
 __all__ = ["LiveStore", "LiveState", "TOP_GIFTERS", "STREAKS_PER_CALL"]
 
@@ -74,13 +75,22 @@ class LiveStore:
         top = await self._client.zrevrange(board_key(creator, period, time.time()), 0, limit - 1, withscores=True)
         return [[_text(user), int(score)] for user, score in top]
 
+    async def set_goal(self, creator: str, diamonds: int) -> int:
+        """Set the current live's diamond goal (0 clears it); returns the seq of its `goal` event.
+        Raises RoomClosed when the creator is not live, InvalidField for a bad amount."""
+        seq, _ = reply_or_raise(await self._scripts.set_goal(
+            keys=[keys.live(creator), keys.live_history(creator)],
+            args=[creator, diamonds, self._history_len, keys.room_channel(creator)],
+        ))
+        return int(seq)
+
     async def snapshot(self, creator: str) -> dict[str, Any]:
         """The room as a joiner first sees it. Events with seq <= snapshot seq are already in it."""
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hmget(keys.live(creator), ["status", "live_id", "seq", "epoch", "coins", "diamonds", "gifts"])
+            pipe.hmget(keys.live(creator), ["status", "live_id", "seq", "epoch", "coins", "diamonds", "gifts", "goal"])
             pipe.hget(keys.wallet(creator), "diamonds")
             pipe.zrevrange(keys.live_top(creator), 0, TOP_GIFTERS - 1, withscores=True)
-            (status, live_id, seq, epoch, coins, diamonds, gifts), creator_diamonds, top = await pipe.execute()
+            (status, live_id, seq, epoch, coins, diamonds, gifts, goal), creator_diamonds, top = await pipe.execute()
         return {
             "room": creator,
             "status": _text(status or b"closed"),
@@ -90,6 +100,7 @@ class LiveStore:
             "live_coins": int(coins or 0),
             "live_diamonds": int(diamonds or 0),
             "live_gifts": int(gifts or 0),
+            "goal": int(goal or 0),
             "creator_diamonds": int(creator_diamonds or 0),
             "top": [[_text(user), int(score)] for user, score in top],
         }

@@ -1,4 +1,4 @@
-"""OrderStore: recharge orders and their exactly-once crediting, in Redis.
+"""OrderStore: recharge orders, their exactly-once crediting and reversal, in Redis.
 
 An order id names its buyer (``<user_id>.<random>``) so a webhook that carries only the order
 id finds the buyer's keys (and, on Redis Cluster, the buyer's slot) without an index.
@@ -14,25 +14,24 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from server import keys
-from server.auth import USER_ID
+from server.auth import owner_of
 from server.catalog import Bundle
 from server.economy import RechargeCredit
 from server.errors import UnknownOrder
 from server.scripts import Scripts
 from server.wallet_store import reply_or_raise
 
-__all__ = ["OrderStore", "CreditResult", "buyer_of", "PAYMENT_METHODS"]
+__all__ = ["OrderStore", "CreditResult", "ReversalResult", "buyer_of", "PAYMENT_METHODS", "REVERSAL_KINDS"]
 
 PAYMENT_METHODS = ("card", "paypal", "wallet")
+REVERSAL_KINDS = ("refund", "chargeback")
 
 
 def buyer_of(order_id: object) -> str:
     """The buyer an order id names; UnknownOrder for anything that is not an order id."""
-    if isinstance(order_id, str) and order_id.count(".") == 1:
-        user_id, _, suffix = order_id.partition(".")
-        if USER_ID.match(user_id) and len(suffix) == 16 and suffix.isalnum():
-            return user_id
-    raise UnknownOrder(f"no order {str(order_id)[:80]!r}")
+    if (buyer := owner_of(order_id)) is None:
+        raise UnknownOrder(f"no order {str(order_id)[:80]!r}")
+    return buyer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,7 +42,17 @@ class CreditResult:
     replay: bool
 
 
-_INT_FIELDS = frozenset({"coins", "bonus_coins", "price", "created_at", "paid_at", "failed_at"})
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReversalResult:
+    order_id: str
+    balance: int
+    removed: int
+    locked: bool
+    replay: bool
+
+
+_INT_FIELDS = frozenset({"coins", "bonus_coins", "price", "created_at", "paid_at", "failed_at", "promo_bonus",
+                         "first_bonus", "credited", "reversed_at"})
 
 
 def _decode(row: dict[bytes, bytes]) -> dict[str, Any]:
@@ -66,6 +75,8 @@ class OrderStore:
             "id": order_id, "buyer": buyer, "bundle_id": bundle.id, "coins": credit.coins,
             "bonus_coins": credit.bonus_coins, "price": credit.price, "currency": credit.currency,
             "region": credit.region, "method": method, "status": "pending", "created_at": now_ms,
+            "promo": credit.promotion.campaign, "promo_bonus": credit.promotion.bonus,
+            "first_promo": credit.promotion.first_campaign, "first_bonus": credit.promotion.first_bonus,
         }
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.order(buyer, order_id), mapping=order)
@@ -102,3 +113,14 @@ class OrderStore:
         reply = await self._scripts.fail_order(keys=[keys.order(buyer, order_id)], args=[payment_id, reason])
         (status,) = reply_or_raise(reply)
         return status.decode()
+
+    async def reverse(self, order_id: str, kind: str, reversal_id: str, payment_id: str, amount: int,
+                      currency: str) -> ReversalResult:
+        """Take back a paid order's coins once (`reverse_order.lua`); `kind` is refund or chargeback."""
+        buyer = buyer_of(order_id)
+        reply = await self._scripts.reverse_order(
+            keys=[keys.order(buyer, order_id), keys.wallet(buyer), keys.ledger(buyer)],
+            args=[order_id, kind, reversal_id, payment_id, amount, currency],
+        )
+        balance, removed, locked, replay = reply_or_raise(reply)
+        return ReversalResult(order_id, int(balance), int(removed), bool(int(locked)), bool(int(replay)))

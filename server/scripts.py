@@ -1,34 +1,88 @@
 """The Lua scripts, loaded from package files (`server/lua/*.lua`) with importlib.resources.
 
-Each file is one atomic operation, headed by its KEYS/ARGV/return contract. Scripts run with
-EVALSHA; when the server answers NOSCRIPT (after a restart or failover emptied its script
+Each script file is one atomic operation, headed by its KEYS/ARGV/return contract. Scripts run
+with EVALSHA; when the server answers NOSCRIPT (after a restart or failover emptied its script
 cache) redis-py loads the script and runs it again. NOSCRIPT is raised before a script runs,
-so a money operation is never left half-done by it.
+so a money operation is never left half-done by it. On Redis Cluster, EVALSHA goes to the node
+owning its keys' slot (every script's keys share one slot) and the reload happens there.
+
+A gift has two halves, the sender's and the creator's. Each half is written once, as a library
+file of Lua functions (`gift_sender_side.lua`, `gift_creator_side.lua`), and a script pulls a
+library in with a line ``--#include NAME``, replaced by that file's text when the script is
+loaded: `send_gift` (one node) includes both halves in one atomic script, `gift_debit` and
+`gift_credit` (Redis Cluster) one each. The economy's helpers (`lib_amount.lua`, amounts;
+`lib_limits.lua`, spending caps, self-set limits and day/week counters) are libraries too.
+Includes are not nested: a script includes every library it uses, before the ones that use them.
+
+With an `observe(name)` factory (`Metrics.script_timer`), every call's duration is recorded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import re
+import time
+from collections.abc import Callable
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 __all__ = ["Scripts", "script_source"]
 
+_INCLUDE = re.compile(r"^--#include ([a-z_]+)$", re.MULTILINE)
+
+
+def _read(name: str) -> str:
+    return importlib.resources.files("server.lua").joinpath(f"{name}.lua").read_text("utf-8")
+
 
 def script_source(name: str) -> str:
-    return importlib.resources.files("server.lua").joinpath(f"{name}.lua").read_text("utf-8")
+    """The text of script `name`, each ``--#include LIB`` line replaced by lua/LIB.lua."""
+    return _INCLUDE.sub(lambda match: _read(match.group(1)), _read(name))
+
+
+class TimedScript:
+    """An AsyncScript whose calls report their duration (seconds), failed calls included."""
+
+    __slots__ = ("_script", "_observe")
+
+    def __init__(self, script: AsyncScript, observe: Callable[[float], None]) -> None:
+        self._script = script
+        self._observe = observe
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return await self._script(keys, args, client)
+        finally:
+            self._observe(time.perf_counter() - start)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scripts:
-    send_gift: AsyncScript
-    set_live_state: AsyncScript
-    credit_order: AsyncScript
-    fail_order: AsyncScript
-    end_streaks: AsyncScript
+    send_gift: AsyncScript | TimedScript
+    gift_debit: AsyncScript | TimedScript
+    gift_credit: AsyncScript | TimedScript
+    gift_complete: AsyncScript | TimedScript
+    set_live_state: AsyncScript | TimedScript
+    credit_order: AsyncScript | TimedScript
+    fail_order: AsyncScript | TimedScript
+    report_viewers: AsyncScript | TimedScript
+    set_goal: AsyncScript | TimedScript
+    reverse_order: AsyncScript | TimedScript
+    buy_goods: AsyncScript | TimedScript
+    request_withdrawal: AsyncScript | TimedScript
+    settle_withdrawal: AsyncScript | TimedScript
+    adjust_balance: AsyncScript | TimedScript
+    set_spend_limit: AsyncScript | TimedScript
+    end_streaks: AsyncScript | TimedScript
 
     @classmethod
-    def register(cls, client: aioredis.Redis) -> Scripts:
-        return cls(**{f.name: client.register_script(script_source(f.name)) for f in dataclasses.fields(cls)})
+    def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:
+        """Register every script with `client` (a redis.asyncio Redis or RedisCluster)."""
+        scripts: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            script = client.register_script(script_source(field.name))
+            scripts[field.name] = script if observe is None else TimedScript(script, observe(field.name))
+        return cls(**scripts)

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from server.errors import ConfigError
 
-__all__ = ["Settings", "SETTINGS_DOC"]
+__all__ = ["Settings", "SETTINGS_DOC", "FAILPOINTS"]
+
+# Test-only crash points (GIFTCAST_FAILPOINT). crash_after_debit: on Redis Cluster, the process
+# exits (os._exit, like a SIGKILL: nothing is cleaned up) right after a gift's debit committed
+# and before its credit.
+FAILPOINTS = ("crash_after_debit",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,16 +44,48 @@ class Settings:
     # Base URL the sandbox provider calls back (the webhook target). None: this server itself.
     public_url: str | None = None
     catalog_path: Path | None = None
-    diamond_rate_bp: int = 10_000  # diamonds per coin, in basis points (10_000 = 1:1)
     gift_max_count: int = 9_999
     idempotency_ttl_s: int = 48 * 3600
     max_frame_bytes: int = 64 * 1024
     outbox_limit_bytes: int = 1024 * 1024
     coalesce_ms: float = 0.0
     max_rooms_per_connection: int = 8
+    # Open WebSocket sessions one client address may hold (0: unlimited; see server/admission.py).
+    max_connections_per_address: int = 0
     room_history_len: int = 10_000
+    # Most missed events one resume replays; further behind, the client gets a fresh snapshot
+    # (replaying more would only overflow its outbox).
+    resume_max_events: int = 1_000
+    # How often each process reports its local viewer counts and reads the room totals.
+    viewers_interval_s: float = 2.0
     allowed_origins: tuple[str, ...] = ()
+    # Start on an external Redis that is not configured for money (AOF always, noeviction),
+    # with a warning instead of refusing (server/redis_runtime.py, docs/durability.md).
+    redis_allow_unsafe: bool = False
     log_level: str = "info"
+    # Platform spending caps (gifts and goods), in coins per UTC day and ISO week. The defaults
+    # are about YouTube's 500 / 2,000 USD at the US price of the largest bundle (0.0143 USD/coin).
+    spend_cap_day_coins: int = 35_000
+    spend_cap_week_coins: int = 140_000
+    # A self-set spending limit is lowered at once; raising (or removing) it waits this long.
+    spend_limit_raise_delay_s: int = 24 * 3600
+    # No birth date on file: refuse buying and gifting (True), or let the account spend (False).
+    require_birth_date: bool = False
+    # How long the gift path keeps a profile it read (0: read on every gift).
+    profile_cache_s: float = 5.0
+    # Withdrawals, in diamonds: 200,000 diamonds is 1,000 USD at the US rate (0.005 USD each).
+    withdraw_min_diamonds: int = 2_000
+    withdraw_day_diamonds: int = 200_000
+    withdraw_week_diamonds: int = 1_000_000
+    # Redis Cluster: a gift's credit unconfirmed this long after it started is completed by the
+    # recovery loop of any process, which also polls at this period.
+    gift_recovery_s: float = 5.0
+    # TEST ONLY: make the process die at a named point (FAILPOINTS), to prove crash recovery.
+    failpoint: str | None = None
+    log_format: str = "json"  # "json": one JSON object per line; "plain": human-readable text
+    # Static bearer token for GET /metrics (a Prometheus scraper's credentials). Admin tokens
+    # work too; None: admin tokens only.
+    metrics_token: str | None = None
     # Combos: the same combo gift from the same viewer within this window extends one streak.
     streak_window_ms: int = 3_000
     # Safety pass: how often a process ends the expired streaks of every room it has members in
@@ -79,10 +116,22 @@ class Settings:
     def __post_init__(self) -> None:
         if self.idempotency_ttl_s < 24 * 3600:
             raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
-        if not 0 <= self.diamond_rate_bp <= 1_000_000:
-            raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
+        if self.profile_cache_s < 0:
+            raise ConfigError("GIFTCAST_PROFILE_CACHE_S must be >= 0")
+        if min(self.spend_cap_day_coins, self.spend_cap_week_coins) < 1 or self.spend_limit_raise_delay_s < 0:
+            raise ConfigError("GIFTCAST_SPEND_CAP_DAY_COINS and _WEEK_COINS must be >= 1, the raise delay >= 0")
+        if not 1 <= self.withdraw_min_diamonds <= min(self.withdraw_day_diamonds, self.withdraw_week_diamonds):
+            raise ConfigError("GIFTCAST_WITHDRAW_MIN_DIAMONDS must be >= 1 and within the day and week limits")
+        if self.resume_max_events < 1 or self.viewers_interval_s <= 0:
+            raise ConfigError("GIFTCAST_RESUME_MAX_EVENTS must be >= 1 and GIFTCAST_VIEWERS_INTERVAL_S > 0")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if not 0.05 <= self.gift_recovery_s <= 3600:
+            raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
+        if self.failpoint is not None and self.failpoint not in FAILPOINTS:
+            raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
+        if self.log_format not in ("json", "plain"):
+            raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
         if self.streak_window_ms < 1 or self.streak_sweep_ms < 1:
             raise ConfigError("GIFTCAST_STREAK_WINDOW_MS and GIFTCAST_STREAK_SWEEP_MS must be >= 1")
         if self.gift_rate_per_s < 0 or self.frame_rate_per_s < 0:
@@ -129,16 +178,31 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "webhook_tolerance_s": ("GIFTCAST_WEBHOOK_TOLERANCE_S", "max age of a webhook timestamp, seconds"),
     "public_url": ("GIFTCAST_PUBLIC_URL", "base URL the sandbox provider calls back"),
     "catalog_path": ("GIFTCAST_CATALOG", "catalog TOML file (default: the bundled one)"),
-    "diamond_rate_bp": ("GIFTCAST_DIAMOND_RATE_BP", "diamonds per coin in basis points"),
     "gift_max_count": ("GIFTCAST_GIFT_MAX_COUNT", "largest count in one gift frame"),
     "idempotency_ttl_s": ("GIFTCAST_IDEMPOTENCY_TTL_S", "how long idempotency keys are kept (>= 24 h)"),
     "max_frame_bytes": ("GIFTCAST_MAX_FRAME_BYTES", "largest WebSocket message accepted"),
     "outbox_limit_bytes": ("GIFTCAST_OUTBOX_LIMIT_BYTES", "unsent bytes before a slow client is cut"),
     "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
+    "max_connections_per_address": ("GIFTCAST_MAX_CONNECTIONS_PER_ADDRESS", "open WebSocket sessions per client address (0: unlimited)"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
+    "resume_max_events": ("GIFTCAST_RESUME_MAX_EVENTS", "most missed events a resume replays (more: fresh snapshot)"),
+    "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
+    "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+    "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
+    "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),
+    "spend_limit_raise_delay_s": ("GIFTCAST_SPEND_LIMIT_RAISE_DELAY_S", "delay before a raised self-set limit applies"),
+    "require_birth_date": ("GIFTCAST_REQUIRE_BIRTH_DATE", "refuse buying and gifting without a birth date on file"),
+    "profile_cache_s": ("GIFTCAST_PROFILE_CACHE_S", "how long the gift path keeps a profile it read, seconds"),
+    "withdraw_min_diamonds": ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "smallest withdrawal, diamonds"),
+    "withdraw_day_diamonds": ("GIFTCAST_WITHDRAW_DAY_DIAMONDS", "diamonds a creator may withdraw per UTC day"),
+    "withdraw_week_diamonds": ("GIFTCAST_WITHDRAW_WEEK_DIAMONDS", "diamonds a creator may withdraw per ISO week"),
+    "gift_recovery_s": ("GIFTCAST_GIFT_RECOVERY_S", "Redis Cluster: seconds before an unfinished gift is completed by the recovery loop"),
+    "failpoint": ("GIFTCAST_FAILPOINT", "TEST ONLY: crash at a named point (crash_after_debit)"),
+    "log_format": ("GIFTCAST_LOG_FORMAT", "json (one object per line) or plain"),
+    "metrics_token": ("GIFTCAST_METRICS_TOKEN", "bearer token a scraper uses for GET /metrics (admin tokens work too)"),
     "streak_window_ms": ("GIFTCAST_STREAK_WINDOW_MS", "combo window: a repeat within it extends the streak, ms"),
     "streak_sweep_ms": ("GIFTCAST_STREAK_SWEEP_MS", "how often each process ends expired streaks of its rooms, ms"),
     "gift_rate_per_s": ("GIFTCAST_GIFT_RATE_PER_S", "gifts per second per user, across processes (0: no limit)"),

@@ -45,7 +45,7 @@ async def test_token_buy_and_wallet(live_server):
     assert out[0]["status"] == "paid" and out[0]["credited"] == 707 and out[0]["coins"] == 707
 
     status, out, _ = await run_cli(live_server, "--token", live_server.token("bob"), "wallet")
-    assert (status, out) == (0, [{"user_id": "bob", "coins": 707, "diamonds": 0}])
+    assert (status, out) == (0, [{"user_id": "bob", "coins": 707, "diamonds": 0, "diamonds_held": 0, "locked": None}])
 
 
 async def test_watch_sees_every_gift_the_gift_command_sends(live_server):

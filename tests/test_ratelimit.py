@@ -16,8 +16,8 @@ from server.economy import price_gift
 from server.errors import InsufficientFunds, RateLimited
 from server.ratelimit import FLOOD_PAUSE_S, Admit, FrameLimiter, TokenBucket
 from server.settings import Settings
-from tests.factories import make_stores
-from tests.test_ws_gifting import MSGPACK, Client
+from tests.factories import make_split_gifts, make_stores
+from tests.ws_client import JSON
 
 # --- pure: the bucket and the flood rule --------------------------------------------------------
 
@@ -59,8 +59,6 @@ def test_rate_zero_admits_everything():
 
 
 # --- frames over a real WebSocket (our transport, echo handler) ---------------------------------
-
-JSON = "giftcast.json.v1"
 
 
 def ping(request_id):
@@ -112,12 +110,12 @@ async def test_a_flooding_connection_does_not_limit_the_others(start_ws_server):
 # --- gifts per user, in Redis --------------------------------------------------------------------
 
 ALICE = "alice"
-SLOW = Settings(gift_rate_per_s=0.05, gift_burst=3)  # 3 at once, then one per 20 s
+SLOW = {"gift_rate_per_s": 0.05, "gift_burst": 3}  # 3 at once, then one per 20 s
 
 
 @pytest.fixture
 async def stores(redis):
-    stores = make_stores(redis, settings=SLOW)
+    stores = make_stores(redis, **SLOW)
     await stores.lives.set_state(ALICE, "open")
     for user in ("bob", "carol"):
         await stores.set_coins(user, 100)
@@ -165,7 +163,7 @@ async def test_the_gift_rate_is_shared_by_every_connection(stores, valkey_url):
     """Processes share the limit through Redis: 12 gifts on 4 connections, 3 go through."""
     clients = [aioredis.Redis.from_url(valkey_url) for _ in range(4)]
     try:
-        per_client = [make_stores(client, settings=SLOW) for client in clients]
+        per_client = [make_stores(client, **SLOW) for client in clients]
 
         async def send(i):
             try:
@@ -181,19 +179,21 @@ async def test_the_gift_rate_is_shared_by_every_connection(stores, valkey_url):
     assert results.count("ok") == 3 and (await stores.wallets.balances("bob")).coins == 97
 
 
-async def test_a_rate_limited_gift_is_an_error_frame_with_a_retry_hint(start_server, redis):
+async def test_the_cluster_debit_step_applies_the_same_gift_rate(stores, redis):
+    gifts = make_split_gifts(stores)
+    for i in range(3):
+        await gifts.apply_gift(charge(stores, key=f"k{i}"))
+    with pytest.raises(RateLimited) as refused:
+        await gifts.apply_gift(charge(stores, key="k3"))
+    assert 0 < refused.value.retry_after_ms <= 20_000
+    assert (await stores.wallets.balances("bob")).coins == 97
+    assert not await redis.hlen(keys.outbox("bob"))
+
+
+async def test_a_rate_limited_gift_is_an_error_frame_with_a_retry_hint(start_server, open_room, open_client):
     server = await start_server(gift_rate_per_s=0.05, gift_burst=1)
-    stores = make_stores(redis)
-    await stores.lives.set_state(ALICE, "open")
-    await stores.set_coins("bob", 10)
-    ws = await connect(f"{server.ws_url}?token={server.token('bob')}", subprotocols=[MSGPACK])
-    client = Client(ws, MSGPACK)
-    try:
-        await client.request(t="join", room=ALICE)
-        assert (await client.gift())["t"] == "ack"
-        refused = await client.gift()
-        assert (refused["t"], refused["code"]) == ("error", "rate_limited")
-        assert 0 < refused["retry_after_ms"] <= 20_000
-    finally:
-        await ws.close()
-        client._reader.cancel()
+    client = await open_client(server, "bob")
+    assert (await client.gift())["t"] == "ack"
+    refused = await client.gift()
+    assert (refused["t"], refused["code"]) == ("error", "rate_limited")
+    assert 0 < refused["retry_after_ms"] <= 20_000

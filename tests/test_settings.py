@@ -48,9 +48,18 @@ def test_readme_lists_every_variable():
 
 
 @pytest.mark.parametrize("var,value", [
-    ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_DIAMOND_RATE_BP", "-1"), ("GIFTCAST_GIFT_MAX_COUNT", "0"),
+    ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_GIFT_MAX_COUNT", "0"), ("GIFTCAST_SPEND_CAP_DAY_COINS", "0"),
+    ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "0"), ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "300000"),
+    ("GIFTCAST_PROFILE_CACHE_S", "-1"),
+    ("GIFTCAST_GIFT_RECOVERY_S", "0"), ("GIFTCAST_FAILPOINT", "crash_somewhere"),
+    ("GIFTCAST_RESUME_MAX_EVENTS", "0"), ("GIFTCAST_VIEWERS_INTERVAL_S", "0"),
     ("GIFTCAST_STREAK_WINDOW_MS", "0"), ("GIFTCAST_GIFT_RATE_PER_S", "-1"), ("GIFTCAST_FRAME_BURST", "0"),
 ])
 def test_unsafe_values_are_refused_at_start(var, value):
     with pytest.raises(ConfigError, match=var):
         Settings.from_env({var: value})
+
+
+def test_the_test_only_failpoint_is_off_unless_named():
+    assert Settings.from_env({}).failpoint is None
+    assert Settings.from_env({"GIFTCAST_FAILPOINT": "crash_after_debit"}).failpoint == "crash_after_debit"

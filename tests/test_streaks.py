@@ -1,37 +1,28 @@
 """Combo streaks on a real Valkey: running counts in gift events, exactly-once ends, sweepers."""
 
 import asyncio
-import dataclasses
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import msgpack
 import pytest
 import redis.asyncio as aioredis
-from websockets.asyncio.client import connect
 
 from server import keys
-from server.auth import Principal, mint_token
+from server.auth import Principal
 from server.codec import SendGift
 from server.economy import price_gift
 from server.live_store import LiveStore
 from server.scripts import Scripts
-from server.settings import Settings
-from tests.conftest import TOKEN_SECRET, free_port
-from tests.factories import make_stores
-from tests.test_ws_gifting import MSGPACK, Client
+from tests.factories import make_split_gifts, make_stores
+from tests.test_split_gift import viewer_on_another_node
 
 ALICE = "alice"  # the creator
-LONG_WINDOW = Settings(streak_window_ms=600_000)  # every test gift lands inside the window
+LONG_WINDOW = {"streak_window_ms": 600_000}  # every test gift lands inside the window
 
 
 @pytest.fixture
 async def stores(redis):
-    stores = make_stores(redis, settings=LONG_WINDOW)
+    stores = make_stores(redis, **LONG_WINDOW)
     await stores.lives.set_state(ALICE, "open")
     for user in ("bob", "carol", "dave"):
         await stores.set_coins(user, 1_000)
@@ -133,7 +124,7 @@ async def test_closing_the_live_ends_every_open_streak_after_the_live_event(stor
 async def test_concurrent_gifts_on_many_connections_sum_into_the_streak_total(stores, redis, valkey_url):
     clients = [aioredis.Redis.from_url(valkey_url) for _ in range(4)]
     try:
-        per_client = [make_stores(client, settings=LONG_WINDOW) for client in clients]
+        per_client = [make_stores(client, **LONG_WINDOW) for client in clients]
         plan = [(sender, random.randint(1, 3)) for sender in ["bob"] * 40 + ["carol"] * 20]
         await asyncio.gather(*(send(per_client[i % 4], sender, count=count) for i, (sender, count) in enumerate(plan)))
     finally:
@@ -180,41 +171,21 @@ async def test_one_call_ends_at_most_a_bounded_batch_and_asks_to_be_called_again
 # --- The sweeper, in running servers: ends arrive by themselves, once -------------------------
 
 
-async def open_client(server, user, room=ALICE):
-    ws = await connect(f"{server.ws_url}?token={server.token(user)}", subprotocols=[MSGPACK])
-    client = Client(ws, MSGPACK)
-    assert (await client.request(t="join", room=room))["t"] == "joined"
-    return client
-
-
-async def events_until(client, kind):
-    """Every room event up to and including the first of `kind`."""
+async def room_events_until(client, kind):
+    """The room events (frames with a seq) a client receives, up to and including the first `kind`."""
     seen = []
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(10):
         while not seen or seen[-1]["t"] != kind:
-            seen.append(await client.events.get())
+            frame = await client.events.get()
+            if "seq" in frame:
+                seen.append(frame)
     return seen
-
-
-@pytest.fixture
-async def clients():
-    opened = []
-
-    async def open_one(server, user):
-        client = await open_client(server, user)
-        opened.append(client)
-        return client
-
-    yield open_one
-    for client in opened:
-        await client.ws.close()
-        client._reader.cancel()
 
 
 @pytest.fixture
 async def short_room(redis):
     """Alice live, bob funded; gifts sent through these stores (not the servers) get a 100 ms window."""
-    stores = make_stores(redis, settings=Settings(streak_window_ms=100))
+    stores = make_stores(redis, streak_window_ms=100)
     await stores.lives.set_state(ALICE, "open")
     await stores.set_coins("bob", 1_000)
     return stores
@@ -224,80 +195,97 @@ async def assert_each_viewer_sees_one_end(sender, viewers, redis, *, gifts, coun
     for _ in range(gifts):
         assert (await sender.gift(count=count))["t"] == "ack"
     for viewer in viewers:
-        assert (await events_until(viewer, "streak_end"))[-1]["count"] == gifts * count
+        assert (await room_events_until(viewer, "streak_end"))[-1]["count"] == gifts * count
     # Ordering makes "once" observable: a duplicate end would arrive before this later event.
     await sender.gift(gift_id="rainbow_puke")
     for viewer in viewers:
-        assert [e["t"] for e in await events_until(viewer, "gift")] == ["gift"]
+        assert [e["t"] for e in await room_events_until(viewer, "gift")] == ["gift"]
     assert len(await room_events(redis, "streak_end")) == 1
 
 
-async def test_the_sweeper_ends_a_streak_when_its_window_passes(start_server, short_room, clients):
+async def test_the_sweeper_ends_a_streak_when_its_window_passes(start_server, short_room, open_client):
     server = await start_server(streak_window_ms=400)
-    sender, viewer = await clients(server, "bob"), await clients(server, "carol")
+    sender, viewer = await open_client(server, "bob"), await open_client(server, "carol")
     for _ in range(3):
         assert (await sender.gift())["t"] == "ack"
-    seen = await events_until(viewer, "streak_end")
+    seen = await room_events_until(viewer, "streak_end")
     assert [e["streak"]["count"] for e in seen[:-1]] == [1, 2, 3]
     assert (seen[-1]["streak_id"], seen[-1]["count"]) == (seen[0]["streak"]["id"], 3)
 
 
-async def test_two_servers_sweeping_one_room_publish_each_end_once(start_server, short_room, redis, clients):
+async def test_two_servers_sweeping_one_room_publish_each_end_once(start_server, short_room, redis, open_client):
     servers = [await start_server(streak_window_ms=400, streak_sweep_ms=20) for _ in range(2)]
-    sender = await clients(servers[0], "bob")
-    viewers = [await clients(server, "carol") for server in servers]
+    sender = await open_client(servers[0], "bob")
+    viewers = [await open_client(server, "carol") for server in servers]
     await assert_each_viewer_sees_one_end(sender, viewers, redis, gifts=5, count=2)
 
 
-async def test_the_periodic_pass_ends_a_streak_this_process_never_saw_start(start_server, short_room, clients):
+async def test_the_periodic_pass_ends_a_streak_this_process_never_saw_start(start_server, short_room, open_client):
     server = await start_server(streak_window_ms=100, streak_sweep_ms=20)
     first = await send(short_room, count=4)  # no process has a member in the room yet
-    viewer = await clients(server, "carol")
-    end = (await events_until(viewer, "streak_end"))[-1]
+    viewer = await open_client(server, "carol")
+    end = (await room_events_until(viewer, "streak_end"))[-1]
     assert (end["streak_id"], end["count"]) == (first.seq, 4)
 
 
-@pytest.fixture
-def serve_processes(valkey_url):
-    """Factory: a real `python -m server serve` process on the test Valkey; stopped afterwards."""
-    procs = []
-
-    def start(**env_overrides):
-        port = free_port()
-        env = {**os.environ, "REDIS_URL": valkey_url, "PORT": str(port), "GIFTCAST_TOKEN_SECRET": TOKEN_SECRET,
-               "GIFTCAST_LOG_LEVEL": "warning", **env_overrides}
-        proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
-        procs.append(proc)
-        assert "giftcast listening" in proc.stdout.readline()
-        return ProcessServer(port)
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-
-
-@dataclasses.dataclass
-class ProcessServer:
-    port: int
-
-    @property
-    def ws_url(self):
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def token(self, user):
-        return mint_token(TOKEN_SECRET, user, "viewer", now=int(time.time()), ttl_s=600)
-
-
-async def test_two_server_processes_each_end_a_streak_once(serve_processes, short_room, redis, clients):
-    first, second = (serve_processes(GIFTCAST_STREAK_WINDOW_MS="400") for _ in range(2))
-    sender = await clients(first, "bob")
-    viewers = [await clients(first, "carol"), await clients(second, "dave")]
+async def test_two_server_processes_each_end_a_streak_once(start_process, valkey_url, short_room, redis, open_client):
+    first, second = [await start_process(REDIS_URL=valkey_url, GIFTCAST_STREAK_WINDOW_MS="400") for _ in range(2)]
+    sender = await open_client(first, "bob")
+    viewers = [await open_client(first, "carol"), await open_client(second, "dave")]
     await assert_each_viewer_sees_one_end(sender, viewers, redis, gifts=4, count=3)
+
+
+# --- The Redis Cluster gift path (SplitGiftStore): the credit step keeps the streak ----------------
+
+
+@pytest.fixture
+async def cluster_room(cluster, valkey_cluster):
+    """Stores on the 3-node cluster, alice live, and a funded viewer whose wallet is on another node."""
+    stores = make_stores(cluster, **LONG_WINDOW)
+    await stores.lives.set_state(ALICE, "open")
+    viewer = viewer_on_another_node(valkey_cluster, ALICE)
+    await stores.set_coins(viewer, 100)
+    return stores, viewer
+
+
+def split_charge(stores, sender, count=1, key="k1"):
+    return price_gift(stores.catalog, Principal(sender, "viewer"), SendGift(1, ALICE, "rose", count, key), rate_bp=10_000)
+
+
+async def test_a_streak_across_slots_on_a_cluster_counts_each_gift_and_ends_once(cluster_room, cluster):
+    stores, viewer = cluster_room
+    gifts = make_split_gifts(stores)
+    for i, count in enumerate((1, 2, 3)):
+        await gifts.apply_gift(split_charge(stores, viewer, count, key=f"k{i}"))
+    await stores.lives.set_state(ALICE, "closed")
+    events = [msgpack.unpackb(f[b"e"]) for _, f in await cluster.xrange(keys.live_history(ALICE))]
+    assert [e["streak"]["count"] for e in events if e["t"] == "gift"] == [1, 3, 6]
+    assert [(e["from"], e["count"]) for e in events if e["t"] == "streak_end"] == [(viewer, 6)]
+    assert await stores.lives.leaderboard(ALICE, "all", 10) == [[viewer, 6]]
+
+
+class Crash(Exception):
+    """Stands for the process dying right after the debit."""
+
+
+def crash():
+    raise Crash
+
+
+async def test_a_gift_finished_after_a_crash_extends_the_streak_once(stores, redis):
+    gifts = make_split_gifts(stores)
+    await gifts.apply_gift(split_charge(stores, "bob", 2, key="first"))
+    with pytest.raises(Crash):
+        await make_split_gifts(stores, after_debit=crash).apply_gift(split_charge(stores, "bob", 3, key="crashed"))
+    assert (await gifts.apply_gift(split_charge(stores, "bob", 3, key="crashed"))).replay  # the retry finishes it
+    assert (await gifts.apply_gift(split_charge(stores, "bob", 3, key="crashed"))).replay  # and this one is done
+    assert [e["streak"]["count"] for e in await room_events(redis, "gift")] == [2, 5]
+
+
+async def test_a_gift_credited_after_the_live_closed_starts_no_streak(stores, redis):
+    with pytest.raises(Crash):
+        await make_split_gifts(stores, after_debit=crash).apply_gift(split_charge(stores, "bob", key="late"))
+    await stores.lives.set_state(ALICE, "closed")
+    assert await make_split_gifts(stores).finish("bob", "late")
+    (event,) = await room_events(redis, "gift")
+    assert "streak" not in event and not await redis.exists(keys.live_streak_ends(ALICE))

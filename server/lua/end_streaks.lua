@@ -43,7 +43,7 @@ for _, id in ipairs(ids) do
       streak_id = s.id, from = s.from, gift_id = s.gift_id, count = s.count, coins = s.coins,
     })
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', event)
-    redis.call('PUBLISH', ARGV[4], event)
+    redis.call('SPUBLISH', ARGV[4], event)
     ended = ended + 1
   end
 end

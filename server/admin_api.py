@@ -1,0 +1,95 @@
+"""HTTP routes for admins (and the sandbox's disputes): profiles, reward grants, balance
+adjustments, refunds and chargebacks. Every admin route requires the admin role.
+Route table: `routes` (app.py adds it to http_api's).
+
+Refunds and chargebacks are the payment provider's events (`payment.refunded`,
+`payment.charged_back`, see payments.py); here an admin asks the sandbox provider to refund a
+paid order, and a buyer (or an admin) has the sandbox charge one back, as a bank would after a
+dispute. Both exist only with `GIFTCAST_SANDBOX_PAYMENTS` (the only provider giftcast has).
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.auth import check_user_id
+from server.economy import balance_adjustment, reward_grant, utc_date
+from server.errors import InvalidField, NotFound, OrderState
+from server.http_api import _json_body, _own_order, _principal, _require_role, _services
+from server.profiles import profile_changes
+
+__all__ = ["routes"]
+
+
+def _admin_target(request: Request) -> str:
+    _require_role(_principal(request), "admin")
+    return check_user_id(request.path_params["user_id"])
+
+
+async def get_profile(request: Request) -> Response:
+    services = _services(request)
+    profile = await services.bank.profiles.get(_admin_target(request))
+    return JSONResponse(profile.to_wire(services.catalog))
+
+
+async def set_profile(request: Request) -> Response:
+    """{"region", "birth_date", "account_type"}: each optional, null clears it."""
+    user_id = _admin_target(request)
+    services = _services(request)
+    changes = profile_changes(services.catalog, await _json_body(request), utc_date(int(time.time() * 1000)))
+    if not changes:
+        raise InvalidField("send region, birth_date and/or account_type")
+    profile = await services.bank.profiles.update(user_id, changes)
+    return JSONResponse(profile.to_wire(services.catalog))
+
+
+async def grant(request: Request) -> Response:
+    """Rewards {"coins", "reason", "key"}; adjustments {"unit", "delta", "reason", "key"}."""
+    admin = _principal(request)
+    user_id = _admin_target(request)
+    data = await _json_body(request)
+    if request.url.path.endswith("/rewards"):
+        change = reward_grant(admin, user_id, data.get("coins"), data.get("reason"), data.get("key"))
+    else:
+        change = balance_adjustment(admin, user_id, data.get("unit"), data.get("delta"), data.get("reason"),
+                                    data.get("key"))
+    balance, replay = await _services(request).bank.accounts.grant(change)
+    return JSONResponse({"user_id": user_id, "kind": change.kind, "unit": change.unit, "delta": change.delta,
+                         "balance": balance, "replay": replay}, status_code=200 if replay else 201)
+
+
+async def _reverse(request: Request, kind: str) -> Response:
+    services = _services(request)
+    if not services.settings.sandbox_payments:
+        raise NotFound("the sandbox payment provider is disabled")
+    order = await _own_order(request)
+    if order["status"] != "paid":
+        raise OrderState(f"order is {order['status']}")
+    deliveries = (await _json_body(request)).get("deliveries", 1)
+    if type(deliveries) is not int or not 1 <= deliveries <= 5:
+        raise InvalidField("deliveries is 1 to 5")
+    reversal_id = services.sandbox.reverse(order, kind=kind, deliveries=deliveries)
+    return JSONResponse({"reversal_id": reversal_id, "order_id": order["id"], "kind": kind}, status_code=202)
+
+
+async def refund(request: Request) -> Response:
+    _require_role(_principal(request), "admin")
+    return await _reverse(request, "refund")
+
+
+async def chargeback(request: Request) -> Response:
+    return await _reverse(request, "chargeback")
+
+
+routes = [
+    Route("/v1/admin/users/{user_id}/profile", get_profile),
+    Route("/v1/admin/users/{user_id}/profile", set_profile, methods=["PUT"]),
+    Route("/v1/admin/users/{user_id}/rewards", grant, methods=["POST"]),
+    Route("/v1/admin/users/{user_id}/adjustments", grant, methods=["POST"]),
+    Route("/v1/admin/orders/{order_id}/refund", refund, methods=["POST"]),
+    Route("/sandbox/chargeback/{order_id}", chargeback, methods=["POST"]),
+]
