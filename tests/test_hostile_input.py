@@ -1,7 +1,9 @@
 """Hostile input against a live server: every handler fuzzed over real WebSockets, oversized and
-non-UTF-8 messages, a client that floods without reading, connection floods from one address,
-adversarial HTTP bodies. The server answers with a typed error or closes that one connection;
-it never crashes, never moves a coin it did not acknowledge, and other users are unaffected."""
+non-UTF-8 messages, a client that floods without reading, frame and gift floods past the rate
+limits, connection floods from one address, adversarial HTTP bodies. The server answers with a
+typed error or closes that one connection; it never crashes, never moves a coin it did not
+acknowledge (or, for a connection it closes, could not acknowledge: a request already running
+completes), and other users are unaffected."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from server import keys
 from server.audit import audit
 from server.auth import mint_token
-from server.connection import CLOSE_TOO_SLOW
+from server.connection import CLOSE_POLICY_VIOLATION, CLOSE_TOO_SLOW
 from server.economy import recharge_credit
 from server.errors import _BY_CODE
 from server.app import ROUTES
@@ -124,6 +127,46 @@ async def test_a_client_flooding_requests_without_reading_is_cut_with_4008_and_o
     assert (await victim.gift())["t"] == "ack"
     flooder.transport.abort()
     await victim.close()
+
+
+async def test_a_frame_flood_is_refused_then_closed_with_1008_and_others_are_served(start_server, stores):
+    burst = 5
+    server = await start_server(frame_rate_per_s=0.1, frame_burst=burst, frame_flood_limit=10)
+    victim = await open_client(server.ws_url, server.token("carol"), join=("alice",))
+    flooder = await open_client(server.ws_url, server.token("mallory"), join=("alice",))  # one token
+    with contextlib.suppress(ConnectionClosed):
+        for i in range(60):
+            await flooder.ws.send(flooder.encode(
+                {"t": "gift", "id": i, "room": "alice", "gift_id": "rose", "count": 1, "key": f"f{i}"}))
+    async with asyncio.timeout(10):
+        await flooder.ws.wait_closed()
+        await flooder._reader
+    assert flooder.ws.close_code == CLOSE_POLICY_VIOLATION
+    refused = [f for f in flooder.frames if f["t"] == "error"]
+    assert refused and {(f["code"], f["retry_after_ms"] > 0) for f in refused} == {("rate_limited", True)}
+    acked = [f for f in flooder.frames if f["t"] == "ack"]
+    # The limit held: only the burst's tokens (less the join's) reached the gift handler.
+    coins, sent = await stores.redis.hmget(keys.wallet("mallory"), ["coins", "gifts_sent"])
+    assert len(acked) <= int(sent or 0) <= burst - 1 and int(coins) == 500 - int(sent or 0)
+    # The other user, in the same room, is unaffected: served, and no refusal of its own.
+    assert (await victim.request(t="ping"))["t"] == "pong"
+    assert (await victim.gift())["receipt"]["balance"] == 49
+    assert not [f for f in victim.frames if f["t"] == "error"]
+    assert (await audit(stores.redis)).ok
+    await victim.close()
+
+
+async def test_a_gift_flood_on_many_connections_of_one_user_holds_the_users_gift_rate(start_server, stores):
+    server = await start_server(gift_rate_per_s=0.05, gift_burst=5)  # 5 at once, then one per 20 s
+    victim = await open_client(server.ws_url, server.token("carol"), join=("alice",))
+    floods = [await open_client(server.ws_url, server.token("mallory"), join=("alice",)) for _ in range(3)]
+    answers = await asyncio.gather(*(client.gift() for client in floods for _ in range(10)))
+    acked = [r for r in answers if r["t"] == "ack"]
+    assert len(acked) == 5 and {r["code"] for r in answers if r["t"] == "error"} == {"rate_limited"}
+    assert (await stores.wallets.balances("mallory")).coins == 500 - 5
+    assert (await victim.gift())["t"] == "ack"  # another user's rate is untouched
+    for client in (victim, *floods):
+        await client.close()
 
 
 async def test_connections_past_the_per_address_limit_get_429_and_other_addresses_connect(start_server, stores):

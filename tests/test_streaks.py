@@ -264,6 +264,21 @@ async def test_a_streak_across_slots_on_a_cluster_counts_each_gift_and_ends_once
     assert await stores.lives.leaderboard(ALICE, "all", 10) == [[viewer, 6]]
 
 
+async def test_two_servers_on_a_cluster_publish_each_streak_end_once_and_rank_the_gifts(
+        start_server, valkey_cluster, cluster_room, cluster, open_client):
+    stores, viewer = cluster_room
+    await stores.set_coins(viewer, 1_000)  # the closing non-combo gift costs 100
+    servers = [await start_server(redis_url=valkey_cluster.url, streak_window_ms=400, streak_sweep_ms=20)
+               for _ in range(2)]
+    sender = await open_client(servers[0], viewer)
+    viewers = [await open_client(server, "carol") for server in servers]
+    await assert_each_viewer_sees_one_end(sender, viewers, cluster, gifts=4, count=3)
+    async with servers[1].http() as http:
+        boards = [(await http.get(f"/v1/rooms/{ALICE}/leaderboard", params={"period": period})).json()["top"]
+                  for period in ("live", "week", "all")]
+    assert boards == [[[viewer, 112]]] * 3  # 4 x 3 roses and one rainbow puke, each counted once
+
+
 class Crash(Exception):
     """Stands for the process dying right after the debit."""
 
