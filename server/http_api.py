@@ -201,6 +201,26 @@ async def set_live(request: Request) -> Response:
                          "seq": state.seq, "changed": state.changed})
 
 
+async def set_goal(request: Request) -> Response:
+    """Set the creator's diamond goal for the overlay's goal bar (0 clears it)."""
+    principal = _principal(request)
+    _require_role(principal, "creator")
+    data = await _json_body(request)
+    goal = await _services(request).lives.set_goal(principal.user_id, data.get("diamonds"))
+    return JSONResponse({"room": principal.user_id, "goal": goal.diamonds, "seq": goal.seq, "changed": goal.changed})
+
+
+async def overlay_token(request: Request) -> Response:
+    """Mint a read-only overlay token for the creator's own room, and the overlay's URL."""
+    principal = _principal(request)
+    _require_role(principal, "creator")
+    settings = _services(request).settings
+    now = int(time.time())
+    token = mint_token(settings.token_secret, principal.user_id, "overlay", now=now, ttl_s=settings.overlay_token_ttl_s)
+    return JSONResponse({"token": token, "expires_at": now + settings.overlay_token_ttl_s,
+                         "overlay_url": f"/overlay/{principal.user_id}?token={token}"}, status_code=201)
+
+
 async def room(request: Request) -> Response:
     creator = check_user_id(request.path_params["creator_id"])
     services = _services(request)
@@ -236,6 +256,8 @@ routes = [
     Route("/v1/orders/{order_id}", get_order),
     Route("/v1/live/open", set_live, methods=["POST"]),
     Route("/v1/live/close", set_live, methods=["POST"]),
+    Route("/v1/live/goal", set_goal, methods=["POST"]),
+    Route("/v1/live/overlay-token", overlay_token, methods=["POST"]),
     Route("/v1/rooms/{creator_id}", room),
     Route("/v1/admin/users/{user_id}/wallet", admin_wallet),
     Route(WEBHOOK_PATH, payment_webhook, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""LiveStore: a creator's live room state in Redis: open/close, and the join snapshot."""
+"""LiveStore: a creator's live room state in Redis: open/close, the goal, and the join snapshot."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from server import keys
+from server.errors import InvalidField
 from server.scripts import Scripts
 
-__all__ = ["LiveStore", "LiveState", "TOP_GIFTERS"]
+__all__ = ["LiveStore", "LiveState", "GoalState", "TOP_GIFTERS", "MAX_GOAL"]
 
 TOP_GIFTERS = 10
+MAX_GOAL = 10**12
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -22,6 +24,13 @@ class LiveState:
     live_id: str
     seq: int
     epoch: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GoalState:
+    changed: bool
+    diamonds: int
+    seq: int
 
 
 def _text(value: Any) -> str:
@@ -41,13 +50,23 @@ class LiveStore:
         )
         return LiveState(bool(changed), _text(state), _text(live_id), int(seq), _text(epoch))
 
+    async def set_goal(self, creator: str, diamonds: int) -> GoalState:
+        """Set the creator's diamond goal (0 clears it); publishes a `goal` event if it changed."""
+        if type(diamonds) is not int or not 0 <= diamonds <= MAX_GOAL:
+            raise InvalidField(f"diamonds must be an integer from 0 to {MAX_GOAL}")
+        changed, goal, seq = await self._scripts.set_goal(
+            keys=[keys.live(creator), keys.live_history(creator)],
+            args=[creator, diamonds, self._history_len, keys.room_channel(creator)],
+        )
+        return GoalState(bool(changed), int(goal), int(seq))
+
     async def snapshot(self, creator: str) -> dict[str, Any]:
         """The room as a joiner first sees it. Events with seq <= snapshot seq are already in it."""
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hmget(keys.live(creator), ["status", "live_id", "seq", "epoch", "coins", "diamonds", "gifts"])
+            pipe.hmget(keys.live(creator), ["status", "live_id", "seq", "epoch", "coins", "diamonds", "gifts", "goal"])
             pipe.hget(keys.wallet(creator), "diamonds")
             pipe.zrevrange(keys.live_top(creator), 0, TOP_GIFTERS - 1, withscores=True)
-            (status, live_id, seq, epoch, coins, diamonds, gifts), creator_diamonds, top = await pipe.execute()
+            (status, live_id, seq, epoch, coins, diamonds, gifts, goal), creator_diamonds, top = await pipe.execute()
         return {
             "room": creator,
             "status": _text(status or b"closed"),
@@ -58,5 +77,6 @@ class LiveStore:
             "live_diamonds": int(diamonds or 0),
             "live_gifts": int(gifts or 0),
             "creator_diamonds": int(creator_diamonds or 0),
+            "goal": int(goal or 0),
             "top": [[_text(user), int(score)] for user, score in top],
         }

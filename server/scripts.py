@@ -25,6 +25,7 @@ def script_source(name: str) -> str:
 class Scripts:
     send_gift: AsyncScript
     set_live_state: AsyncScript
+    set_goal: AsyncScript
     credit_order: AsyncScript
     fail_order: AsyncScript
 

@@ -29,6 +29,8 @@ class Settings:
     # so several processes behind one balancer must share an explicit one.
     token_secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
     token_ttl_s: int = 3600
+    # Overlay tokens are read-only and sit in a streaming tool for weeks: they live longer.
+    overlay_token_ttl_s: int = 30 * 24 * 3600
     dev_tokens: bool = False
     # Mount the sandbox payment provider's checkout (POST /sandbox/checkout/{order}). Development
     # and tests only: it pays orders without real money.
@@ -104,6 +106,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "data_dir": ("GIFTCAST_DATA_DIR", "embedded Valkey's data and AOF folder"),
     "token_secret": ("GIFTCAST_TOKEN_SECRET", "HMAC key for bearer tokens (random per start if unset)"),
     "token_ttl_s": ("GIFTCAST_TOKEN_TTL_S", "lifetime of minted tokens, seconds"),
+    "overlay_token_ttl_s": ("GIFTCAST_OVERLAY_TOKEN_TTL_S", "lifetime of overlay tokens minted by creators, seconds"),
     "dev_tokens": ("GIFTCAST_DEV_TOKENS", "enable POST /dev/tokens (development only)"),
     "sandbox_payments": ("GIFTCAST_SANDBOX_PAYMENTS", "enable the sandbox checkout that pays orders for free (development only)"),
     "webhook_secret": ("GIFTCAST_WEBHOOK_SECRET", "HMAC key shared with the payment provider"),
