@@ -20,6 +20,7 @@ from server.gifting import GiftService
 from server.http_api import exception_handlers, routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.openapi import routes as openapi_routes
 from server.order_store import OrderStore
 from server.pages import routes as page_routes
 from server.payments import WEBHOOK_PATH, SandboxProvider
@@ -70,4 +71,4 @@ def create_app(settings: Settings) -> Starlette:
                 await sandbox.aclose()
                 await broker.stop()
 
-    return Starlette(routes=routes + page_routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=routes + openapi_routes(routes) + page_routes, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -70,12 +70,21 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 async def healthz(request: Request) -> Response:
+    """Readiness: 200 when Redis answers PING, 503 otherwise.
+    ---
+    responses: {200: Health, 503: Health}
+    """
     ready = await _services(request).redis_ready()
     return JSONResponse({"status": "ok" if ready else "unavailable"}, status_code=200 if ready else 503)
 
 
 async def dev_tokens(request: Request) -> Response:
-    """Development only (GIFTCAST_DEV_TOKENS=1): mint a token for any user and role."""
+    """Development only (GIFTCAST_DEV_TOKENS=1): mint a token for any user and role.
+    ---
+    body: TokenRequest
+    responses: {201: Token}
+    errors: [invalid_field, bad_request, not_found]
+    """
     services = _services(request)
     if not services.settings.dev_tokens:
         raise NotFound("dev tokens are disabled")
@@ -93,6 +102,12 @@ async def _wallet(request: Request, user_id: str) -> Response:
 
 
 async def my_wallet(request: Request) -> Response:
+    """The caller's own balances.
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: Wallet}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     if not principal.can_read_wallet:
         raise Forbidden("an overlay token cannot read the wallet")
@@ -100,11 +115,24 @@ async def my_wallet(request: Request) -> Response:
 
 
 async def admin_wallet(request: Request) -> Response:
+    """Anyone's balances (admin).
+    ---
+    auth: [admin]
+    responses: {200: Wallet}
+    errors: [forbidden, invalid_field]
+    """
     _require_role(_principal(request), "admin")
     return await _wallet(request, request.path_params["user_id"])
 
 
 async def ledger(request: Request) -> Response:
+    """The caller's ledger, newest first; page with `before` (an entry id, exclusive).
+    ---
+    auth: [viewer, creator, admin]
+    query: {limit: integer, before: string}
+    responses: {200: Ledger}
+    errors: [invalid_field, forbidden]
+    """
     principal = _principal(request)
     if not principal.can_read_wallet:
         raise Forbidden("an overlay token cannot read the ledger")
@@ -117,15 +145,32 @@ async def ledger(request: Request) -> Response:
 
 
 async def bundles(request: Request) -> Response:
+    """Coin bundles priced in a region (default: the catalog's), cheapest first.
+    ---
+    query: {region: string}
+    responses: {200: BundleList}
+    errors: [unknown_region]
+    """
     catalog = _services(request).catalog
     return JSONResponse({"bundles": catalog.bundles_for(request.query_params.get("region"))})
 
 
 async def gifts(request: Request) -> Response:
+    """The gift catalog, cheapest first.
+    ---
+    responses: {200: GiftList}
+    """
     return JSONResponse({"gifts": _services(request).catalog.gift_list()})
 
 
 async def create_order(request: Request) -> Response:
+    """Create a recharge order for a bundle; pay it at `checkout_url` (sandbox) or with the provider.
+    ---
+    auth: [viewer, creator]
+    body: OrderRequest
+    responses: {201: Order}
+    errors: [unknown_bundle, unknown_region, invalid_field, bad_request, forbidden]
+    """
     principal = _principal(request)
     if not principal.can_spend:
         raise Forbidden(f"a {principal.role} token cannot buy coins")
@@ -153,10 +198,22 @@ async def _own_order(request: Request) -> dict[str, Any]:
 
 
 async def get_order(request: Request) -> Response:
+    """One of the caller's orders (admins: any order).
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: Order}
+    errors: [unknown_order]
+    """
     return JSONResponse(await _own_order(request))
 
 
 async def list_orders(request: Request) -> Response:
+    """The caller's 50 most recent orders, newest first.
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: OrderList}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     if not principal.can_read_wallet:
         raise Forbidden("an overlay token cannot read orders")
@@ -164,7 +221,13 @@ async def list_orders(request: Request) -> Response:
 
 
 async def sandbox_checkout(request: Request) -> Response:
-    """The sandbox provider's checkout: pay (or decline) an order; the webhook follows."""
+    """The sandbox provider's checkout: pay (or decline) an order; the webhook follows.
+    ---
+    auth: [viewer, creator, admin]
+    body: Checkout
+    responses: {202: CheckoutStarted}
+    errors: [not_found, unknown_order, order_state, invalid_field, bad_request]
+    """
     if not _services(request).settings.sandbox_payments:
         raise NotFound("the sandbox payment provider is disabled")
     order = await _own_order(request)
@@ -181,6 +244,13 @@ async def sandbox_checkout(request: Request) -> Response:
 
 
 async def payment_webhook(request: Request) -> Response:
+    """Payment provider events: credits a paid order exactly once.
+    ---
+    auth: signature
+    body: PaymentEvent
+    responses: {200: PaymentResult}
+    errors: [bad_signature, stale_timestamp, bad_request, invalid_field, unknown_order, order_state]
+    """
     services = _services(request)
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -193,6 +263,12 @@ async def payment_webhook(request: Request) -> Response:
 
 
 async def set_live(request: Request) -> Response:
+    """Open or close the caller's own live room (the path says which); idempotent.
+    ---
+    auth: [creator]
+    responses: {200: LiveState}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     _require_role(principal, "creator")
     status = "open" if request.url.path.endswith("/open") else "closed"
@@ -202,7 +278,13 @@ async def set_live(request: Request) -> Response:
 
 
 async def set_goal(request: Request) -> Response:
-    """Set the creator's diamond goal for the overlay's goal bar (0 clears it)."""
+    """Set the creator's diamond goal for the overlay's goal bar (0 clears it); publishes `goal`.
+    ---
+    auth: [creator]
+    body: Goal
+    responses: {200: GoalState}
+    errors: [invalid_field, bad_request, forbidden]
+    """
     principal = _principal(request)
     _require_role(principal, "creator")
     data = await _json_body(request)
@@ -211,7 +293,12 @@ async def set_goal(request: Request) -> Response:
 
 
 async def overlay_token(request: Request) -> Response:
-    """Mint a read-only overlay token for the creator's own room, and the overlay's URL."""
+    """Mint a read-only overlay token for the creator's own room, and the overlay's URL.
+    ---
+    auth: [creator]
+    responses: {201: OverlayToken}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     _require_role(principal, "creator")
     settings = _services(request).settings
@@ -222,6 +309,11 @@ async def overlay_token(request: Request) -> Response:
 
 
 async def room(request: Request) -> Response:
+    """A room's public snapshot: what a WebSocket join returns.
+    ---
+    responses: {200: Snapshot}
+    errors: [invalid_field]
+    """
     creator = check_user_id(request.path_params["creator_id"])
     services = _services(request)
     snapshot = await services.lives.snapshot(creator)

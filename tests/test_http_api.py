@@ -219,3 +219,43 @@ async def test_checkout_of_a_paid_order_is_a_conflict(live_server):
     async with live_server.http(token) as http:
         response = await http.post(order["checkout_url"], json={})
     assert (response.status_code, response.json()["error"]["code"]) == (409, "order_state")
+
+
+async def test_creator_sets_a_goal_that_the_room_snapshot_shows(live_server):
+    async with live_server.http(live_server.token("alice", "creator")) as http:
+        response = await http.post("/v1/live/goal", json={"diamonds": 5000})
+        snapshot = (await http.get("/v1/rooms/alice")).json()
+    assert response.status_code == 200
+    assert response.json() == {"room": "alice", "goal": 5000, "seq": 1, "changed": True}
+    assert (snapshot["goal"], snapshot["seq"]) == (5000, 1)
+
+
+@pytest.mark.parametrize("body", [{"diamonds": -1}, {"diamonds": 1.5}, {"diamonds": "10"}, {"diamonds": True}, {},
+                                  {"diamonds": 10**12 + 1}])
+async def test_goal_must_be_a_whole_number_of_diamonds(live_server, body):
+    async with live_server.http(live_server.token("alice", "creator")) as http:
+        response = await http.post("/v1/live/goal", json=body)
+        snapshot = (await http.get("/v1/rooms/alice")).json()
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_field")
+    assert (snapshot["goal"], snapshot["seq"]) == (0, 0)
+
+
+@pytest.mark.parametrize("role", ["viewer", "overlay", "admin"])
+async def test_only_creators_set_goals_and_mint_overlay_tokens(live_server, role):
+    async with live_server.http(live_server.token("alice", role)) as http:
+        goal = await http.post("/v1/live/goal", json={"diamonds": 10})
+        token = await http.post("/v1/live/overlay-token")
+    assert (goal.status_code, goal.json()["error"]["code"]) == (403, "forbidden")
+    assert (token.status_code, token.json()["error"]["code"]) == (403, "forbidden")
+
+
+async def test_minted_overlay_token_is_long_lived_and_read_only(start_server):
+    server = await start_server(overlay_token_ttl_s=7 * 86400)
+    async with server.http(server.token("alice", "creator")) as http:
+        minted = (await http.post("/v1/live/overlay-token")).json()
+    assert minted["overlay_url"] == f"/overlay/alice?token={minted['token']}"
+    assert abs(minted["expires_at"] - time.time() - 7 * 86400) < 60
+    async with server.http(minted["token"]) as http:
+        wallet = await http.get("/v1/me/wallet")
+        order = await http.post("/v1/orders", json={"bundle_id": "coins_70"})
+    assert (wallet.status_code, order.status_code) == (403, 403)

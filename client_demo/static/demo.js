@@ -158,7 +158,7 @@ async function loadGifts() {
     button.dataset.gift = gift.id;
     button.innerHTML = `${giftArt(gift)}<span class="gift-name"></span><span class="gift-price"></span>`;
     button.querySelector(".gift-name").textContent = gift.name;
-    button.querySelector(".gift-price").textContent = `${number(gift.coins)} coins`;
+    button.querySelector(".gift-price").textContent = `${number(gift.coins)} coin${gift.coins === 1 ? "" : "s"}`;
     button.addEventListener("click", () => sendGift(gift));
     return button;
   }));

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+# The WebSocket test client's fixtures (a real client over loopback), shared with these tests.
+from tests.test_ws_gifting import client, room  # noqa: F401
+
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -77,9 +80,6 @@ async def screenshot(page: Page, name: str, *, transparent: bool = False) -> Pat
     await page.screenshot(path=str(path), omit_background=transparent, full_page=not transparent)
     return path
 
-
-# The WebSocket test client's fixtures (a real client over loopback), shared with these tests.
-from tests.test_ws_gifting import client, room  # noqa: E402, F401
 
 # Records every gift alert element the page ever shows, and the most shown at once. Installed
 # before the page's own scripts run.
