@@ -11,7 +11,7 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     idem:{u:ID}:KEY               string msgpack {fp, result} of a gift, TTL >= 24 h
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
-    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
+    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals, goal
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
     room:{u:ID}                   channel the room's events (pub/sub)
