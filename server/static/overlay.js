@@ -11,6 +11,16 @@ const COUNT_UP_MS = 600;
 const room = decodeURIComponent(location.pathname.split("/").pop());
 const token = new URLSearchParams(location.search).get("token") || "";
 const $ = (id) => document.getElementById(id);
+
+/** When the overlay token expires (its `exp` claim, ms), or Infinity if it cannot be read. */
+function tokenExpiry() {
+  try {
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return claims.exp * 1000;
+  } catch {
+    return Infinity;
+  }
+}
 const number = (n) => n.toLocaleString("en-US");
 
 const state = { diamonds: 0, goal: 0, status: "closed", top: new Map() };
@@ -135,7 +145,10 @@ async function main() {
         $("status").hidden = true;
       } else {
         statusTimer = setTimeout(() => {
-          $("status").textContent = status === "connecting" ? "connecting…" : "reconnecting…";
+          // An expired token can never reconnect: say what to do instead of retrying silently.
+          $("status").textContent = Date.now() >= tokenExpiry()
+            ? "overlay token expired: mint a new overlay URL"
+            : status === "connecting" ? "connecting…" : "reconnecting…";
           $("status").hidden = false;
         }, 2000);
       }
