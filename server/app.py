@@ -18,6 +18,8 @@ from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.gifting import GiftService
 from server.http_api import exception_handlers, routes
+from server.hooks import HookDispatcher, HookStore
+from server.hooks_api import routes as hook_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
 from server.openapi import routes as openapi_routes
@@ -65,10 +67,13 @@ def create_app(settings: Settings) -> Starlette:
                 gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
                 hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
             )
+            dispatcher = HookDispatcher(client, scripts, settings)
+            dispatcher.start()
             try:
-                yield {"services": services, "giftcast": services}
+                yield {"services": services, "giftcast": services, "hooks": HookStore(client)}
             finally:
+                await dispatcher.stop()
                 await sandbox.aclose()
                 await broker.stop()
 
-    return Starlette(routes=routes + openapi_routes(routes) + page_routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    return Starlette(routes=routes + hook_routes + openapi_routes(routes + hook_routes) + page_routes, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -23,14 +23,16 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── UnknownGift                unknown_gift        404
     │   ├── UnknownBundle              unknown_bundle      404
     │   ├── UnknownOrder               unknown_order       404
-    │   └── UnknownRegion              unknown_region      404
+    │   ├── UnknownRegion              unknown_region      404
+    │   └── UnknownWebhook             unknown_webhook     404
     ├── Conflict                       conflict            409
     │   ├── InsufficientFunds          insufficient_funds  409
     │   ├── RoomClosed                 room_closed         409
     │   ├── NotInRoom                  not_in_room         409
     │   ├── TooManyRooms               too_many_rooms      409
     │   ├── IdempotencyConflict        idempotency_conflict 409
-    │   └── OrderState                 order_state         409
+    │   ├── OrderState                 order_state         409
+    │   └── TooManyWebhooks            too_many_webhooks   409
     └── Unavailable                    unavailable         503
 """
 
@@ -42,7 +44,7 @@ __all__ = [
     "TokenInvalid", "TokenExpired", "BadSignature", "StaleTimestamp", "Forbidden", "SelfGift",
     "NotFound", "UnknownGift", "UnknownBundle", "UnknownOrder", "UnknownRegion", "Conflict",
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
-    "OrderState", "Unavailable", "error_for_code",
+    "OrderState", "UnknownWebhook", "TooManyWebhooks", "Unavailable", "error_for_code",
 ]
 
 
@@ -140,6 +142,10 @@ class UnknownRegion(NotFound):
     code = "unknown_region"
 
 
+class UnknownWebhook(NotFound):
+    code = "unknown_webhook"
+
+
 class Conflict(GiftcastError):
     code, status = "conflict", 409
 
@@ -166,6 +172,10 @@ class IdempotencyConflict(Conflict):
 
 class OrderState(Conflict):
     code = "order_state"
+
+
+class TooManyWebhooks(Conflict):
+    code = "too_many_webhooks"
 
 
 class Unavailable(GiftcastError):

@@ -15,6 +15,10 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
     room:{u:ID}                   channel the room's events (pub/sub)
+    hooks:{u:ID}                  hash   the creator's webhooks: hook id -> JSON config
+    hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
+    hook:{u:ID}:HOOK:lease        string which process is delivering it now (expires)
+    hooks:creators                set    creators with webhooks (no tag: read on its own)
 """
 
 from __future__ import annotations
@@ -63,3 +67,18 @@ def room_channel(creator_id: str) -> str:
 def room_of_channel(channel: str) -> str:
     """Inverse of `room_channel`: the creator id a room channel belongs to."""
     return channel[len("room:{u:") : -1]
+
+
+HOOK_CREATORS = "hooks:creators"
+
+
+def hooks(creator_id: str) -> str:
+    return "hooks:" + tag(creator_id)
+
+
+def hook_state(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id
+
+
+def hook_lease(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id + ":lease"

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.schemas import SchemaGenerator
 
 from server.errors import error_for_code
+from server.hook_events import EVENT_TYPES
 
 __all__ = ["openapi_document", "routes", "SCHEMAS"]
 
@@ -83,6 +84,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                        "deliveries?": {"type": "integer", "minimum": 1, "maximum": 5},
                        "method?": {"enum": ["card", "paypal", "wallet"]}}),
     "CheckoutStarted": obj(payment_id=STR, order_id=STR),
+    "WebhookRequest": obj(url=STR, **{"events?": array({"enum": list(EVENT_TYPES)})}),
+    "Webhook": obj(id=STR, url=STR, events=array(STR), secret=STR, created_at=INT),
+    "WebhookList": obj(webhooks=array(obj(id=STR, url=STR, events=array(STR), created_at=INT, delivered_seq=INT,
+                                          attempts=INT, last_error=STR))),
+    "WebhookDeleted": obj(deleted=STR),
 }
 
 

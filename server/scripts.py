@@ -26,6 +26,7 @@ class Scripts:
     send_gift: AsyncScript
     set_live_state: AsyncScript
     set_goal: AsyncScript
+    hook_update: AsyncScript
     credit_order: AsyncScript
     fail_order: AsyncScript
 

@@ -50,6 +50,11 @@ class Settings:
     max_rooms_per_connection: int = 8
     room_history_len: int = 10_000
     allowed_origins: tuple[str, ...] = ()
+    # Integrators' webhooks (server/hooks.py): how often each process looks for undelivered
+    # events, how long one delivery may take, and the first retry delay (doubling, jittered).
+    hook_poll_ms: int = 500
+    hook_timeout_s: float = 5.0
+    hook_retry_base_ms: int = 1000
     log_level: str = "info"
 
     @classmethod
@@ -122,5 +127,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
+    "hook_poll_ms": ("GIFTCAST_HOOK_POLL_MS", "how often each process looks for undelivered webhook events, ms"),
+    "hook_timeout_s": ("GIFTCAST_HOOK_TIMEOUT_S", "time limit of one webhook delivery, seconds"),
+    "hook_retry_base_ms": ("GIFTCAST_HOOK_RETRY_BASE_MS", "first retry delay of a failed webhook delivery, ms (doubles, up to 10 min)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
 }

@@ -4,6 +4,7 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
+from server.hooks_api import routes as hook_routes
 from server.http_api import routes
 from server.openapi import openapi_document
 
@@ -22,7 +23,7 @@ async def test_document_is_valid_openapi_3_1(document):
 
 
 async def test_every_api_route_and_method_is_documented(document):
-    expected = {(route.path, method.lower()) for route in routes if isinstance(route, Route)
+    expected = {(route.path, method.lower()) for route in routes + hook_routes if isinstance(route, Route)
                 for method in route.methods or () if method != "HEAD"}
     documented = {(path, method) for path, operations in document["paths"].items() for method in operations}
     assert expected - documented == set()
