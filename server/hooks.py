@@ -170,9 +170,14 @@ class HookDispatcher:
         lease_ms = int((self._timeout_s + 5) * 1000)
         if not await self._client.set(lease_key, owner, nx=True, px=lease_ms):
             return  # another process is delivering it
+        lease_keys = [lease_key, state_key, keys.hooks(creator)]
         history = [(int(entry_id.split(b"-")[0]), msgpack.unpackb(data[b"e"])) for entry_id, data in entries]
         batch = plan_batch(state, history, frozenset(hook["events"]))
-        error = await self._post(creator, hook, batch.events) if batch.events else None
+        try:
+            error = await self._post(creator, hook, batch.events) if batch.events else None
+        except asyncio.CancelledError:  # stopping: let another process take over now, not at expiry
+            await self._scripts.hook_update(keys=lease_keys, args=[owner, hook["id"]])
+            raise
         attempts = _int(fields.get(b"attempts"))
         if error is None:
             update = {**batch.state.to_fields(), "attempts": 0, "next_at": 0, "last_error": ""}
@@ -181,7 +186,7 @@ class HookDispatcher:
             update = {"attempts": attempts + 1, "next_at": int((now + delay_s) * 1000), "last_error": error}
             log.info("webhook %s of %s failed (%s); retry in %.1f s", hook["id"], creator, error, delay_s)
         args = [owner, hook["id"], *(item for pair in update.items() for item in pair)]
-        await self._scripts.hook_update(keys=[lease_key, state_key, keys.hooks(creator)], args=args)
+        await self._scripts.hook_update(keys=lease_keys, args=args)
 
     async def _post(self, creator: str, hook: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
         """POST one batch; None on a 2xx, else what went wrong."""

@@ -186,3 +186,14 @@ async def test_a_hung_endpoint_does_not_hold_up_gifts(live_server, stores, recei
     await wait_until(lambda: endpoint.answers == ["hang"])  # a delivery is stuck in flight
     acks = [await sender.gift() for _ in range(5)]
     assert [a["t"] for a in acks] == ["ack"] * 5
+
+
+async def test_a_process_stopping_mid_delivery_hands_the_webhook_over_at_once(start_server, stores, receiver):
+    endpoint = await receiver("hang")
+    first = await start_server(hook_poll_ms=20, hook_timeout_s=60)  # its lease would last 65 s
+    await register(first, endpoint.url)
+    seq = await gift(stores)
+    await wait_until(lambda: endpoint.answers == ["hang"])
+    await first.stop()
+    await start_server(hook_poll_ms=20)
+    await wait_until(lambda: [e["seq"] for e in endpoint.accepted_events()] == [seq])
