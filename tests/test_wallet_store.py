@@ -59,7 +59,7 @@ async def test_gift_updates_live_totals_and_top_gifters(stores):
 async def test_gift_is_published_and_kept_in_history(stores, redis):
     await stores.set_coins("bob", 10)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.room_channel(ALICE))
+    await pubsub.ssubscribe(keys.room_channel(ALICE))
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     receipt = await stores.wallets.apply_gift(charge(stores, count=3))
     message = await pubsub.get_message(timeout=2)

@@ -1,7 +1,9 @@
--- send_gift: debit a viewer's coins, credit the creator's diamonds, record and publish the gift.
--- One atomic script; every check happens before the first write.
+-- send_gift: debit a viewer's coins, credit the creator's diamonds, record and publish the gift,
+-- on ONE Redis node (not Redis Cluster: the keys span two users' slots). One atomic script made
+-- of the two halves that Redis Cluster runs as separate steps (gift_debit, gift_credit); every
+-- check happens before the first write.
 --
--- KEYS[1] wallet:{u:SENDER}        hash   coins
+-- KEYS[1] wallet:{u:SENDER}        hash   coins, gifts_sent
 -- KEYS[2] ledger:{u:SENDER}        stream sender's ledger
 -- KEYS[3] idem:{u:SENDER}:KEY      string msgpack {fp, result} of this gift
 -- KEYS[4] wallet:{u:CREATOR}       hash   diamonds
@@ -14,68 +16,36 @@
 -- ARGV[9] idempotency TTL seconds   ARGV[10] history max length   ARGV[11] room channel
 -- ARGV[12] idempotency key
 --
--- Returns {"ok", seq, coins, balance, diamonds, creator_diamonds, rate_bp, ts_ms, live_id, replay}
+-- Returns {"ok", seq, coins, balance, diamonds, creator_diamonds, rate_bp, ts, live_id, replay}
 -- where replay is 0 for a new gift and 1 when KEY was seen before with the same fingerprint;
 -- or {"err", code} with code one of: idempotency_conflict, invalid_count, room_closed,
 -- insufficient_funds. An error changes nothing.
 
-local MAX = 1000000000000
+--#include gift_sender_side
+--#include gift_creator_side
 
-local function amount(value, min)
-  local n = tonumber(value)
-  if n == nil or n ~= math.floor(n) or n < min or n > MAX then return nil end
-  return n
-end
+local s = {wallet = KEYS[1], ledger = KEYS[2], idem = KEYS[3]}
+local c = {wallet = KEYS[4], ledger = KEYS[5], live = KEYS[6], top = KEYS[7], history = KEYS[8]}
+local g = {
+  sender = ARGV[1], creator = ARGV[2], gift_id = ARGV[3], count = ARGV[4], coins = ARGV[5],
+  diamonds = ARGV[6], rate = ARGV[7], fp = ARGV[8], history_len = ARGV[10], channel = ARGV[11],
+  key = ARGV[12],
+}
 
-local stored = redis.call('GET', KEYS[3])
-if stored then
-  local record = cmsgpack.unpack(stored)
-  if record.fp ~= ARGV[8] then return {'err', 'idempotency_conflict'} end
-  local r = record.result
+local seen = lookup_gift(s, g)
+if seen then
+  if seen[1] == 'err' then return seen end
+  local r = seen[2]
   return {'ok', r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], 1}
 end
-
-local count = amount(ARGV[4], 1)
-local coins = amount(ARGV[5], 1)
-local diamonds = amount(ARGV[6], 0)
-local rate = amount(ARGV[7], 0)
-if not (count and coins and diamonds and rate) then return {'err', 'invalid_count'} end
-
-local live = redis.call('HMGET', KEYS[6], 'status', 'live_id', 'epoch')
-if live[1] ~= 'open' then return {'err', 'room_closed'} end
-
-local balance = tonumber(redis.call('HGET', KEYS[1], 'coins') or '0')
-if balance < coins then return {'err', 'insufficient_funds'} end
+local room = redis.call('HMGET', c.live, 'status', 'live_id')
+local refused = check_gift(s, g, room[1])
+if refused then return refused end
 
 -- Checks done; from here on only writes.
-local now = redis.call('TIME')
-local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local live_id = live[2]
-
-local new_balance = redis.call('HINCRBY', KEYS[1], 'coins', -coins)
-local creator_diamonds = redis.call('HINCRBY', KEYS[4], 'diamonds', diamonds)
-local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
-redis.call('HINCRBY', KEYS[6], 'coins', coins)
-redis.call('HINCRBY', KEYS[6], 'diamonds', diamonds)
-redis.call('HINCRBY', KEYS[6], 'gifts', count)
-redis.call('ZINCRBY', KEYS[7], coins, ARGV[1])
-
-local ref = 'gift:' .. ARGV[2] .. ':' .. live_id .. ':' .. seq
-redis.call('XADD', KEYS[2], '*', 'kind', 'gift_sent', 'unit', 'coins', 'delta', -coins,
-  'balance', new_balance, 'ref', ref, 'peer', ARGV[2], 'gift', ARGV[3], 'count', count,
-  'rate_bp', rate, 'key', ARGV[12], 'ts', ts)
-redis.call('XADD', KEYS[5], '*', 'kind', 'gift_received', 'unit', 'diamonds', 'delta', diamonds,
-  'balance', creator_diamonds, 'ref', ref, 'peer', ARGV[1], 'gift', ARGV[3], 'count', count,
-  'coins', coins, 'rate_bp', rate, 'ts', ts)
-
-local event = cmsgpack.pack({
-  t = 'gift', room = ARGV[2], seq = seq, epoch = live[3], ts = ts, live_id = live_id,
-  from = ARGV[1], gift_id = ARGV[3], count = count, coins = coins, diamonds = diamonds,
-  creator_diamonds = creator_diamonds,
-})
-redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], seq .. '-0', 'e', event)
-redis.call('PUBLISH', ARGV[11], event)
-
-local result = {seq, coins, new_balance, diamonds, creator_diamonds, rate, ts, live_id}
-redis.call('SET', KEYS[3], cmsgpack.pack({fp = ARGV[8], result = result}), 'EX', ARGV[9])
-return {'ok', seq, coins, new_balance, diamonds, creator_diamonds, rate, ts, live_id, 0}
+local balance, ref, ts = debit_sender(s, g)
+g.ref, g.ts, g.live_id = ref, ts, room[2]
+local seq, creator_diamonds = credit_creator(c, g)
+local result = {seq, g.coins, balance, g.diamonds, creator_diamonds, g.rate, ts, g.live_id}
+redis.call('SET', KEYS[3], cmsgpack.pack({fp = g.fp, result = result}), 'EX', ARGV[9])
+return {'ok', seq, g.coins, balance, g.diamonds, creator_diamonds, g.rate, ts, g.live_id, 0}

@@ -33,5 +33,5 @@ local event = cmsgpack.pack({
   t = 'goal', room = ARGV[1], seq = seq, epoch = epoch, ts = ts, live_id = live[4] or '', diamonds = goal,
 })
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', event)
-redis.call('PUBLISH', ARGV[4], event)
+redis.call('SPUBLISH', ARGV[4], event)
 return {1, goal, seq}

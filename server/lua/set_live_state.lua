@@ -1,4 +1,4 @@
--- set_live_state: open or close a creator's live room, and publish the change to the room.
+-- set_live_state: open or close a creator's live room, and SPUBLISH the change to the room.
 -- Idempotent: opening an open room or closing a closed one changes nothing and reports it.
 --
 -- KEYS[1] live:{u:CREATOR}         hash   status, live_id, seq, epoch, coins, diamonds, gifts
@@ -41,5 +41,5 @@ local event = cmsgpack.pack({
   t = 'live', room = ARGV[1], seq = seq, epoch = epoch, ts = ts, live_id = live_id, state = state,
 })
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', event)
-redis.call('PUBLISH', ARGV[4], event)
+redis.call('SPUBLISH', ARGV[4], event)
 return {1, state, live_id, seq, epoch}

@@ -90,7 +90,7 @@ async def publish(redis, event: dict) -> None:
     live = keys.live("alice")
     seq = await redis.hincrby(live, "seq", 1)
     epoch = (await redis.hget(live, "epoch")).decode()
-    await redis.publish(keys.room_channel("alice"), msgpack.packb({"room": "alice", "seq": seq, "epoch": epoch, **event}))
+    await redis.spublish(keys.room_channel("alice"), msgpack.packb({"room": "alice", "seq": seq, "epoch": epoch, **event}))
 
 
 async def test_server_streaks_grow_one_alert_and_unknown_events_are_ignored(live_server, redis, overlay_url, open_page):

