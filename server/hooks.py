@@ -115,7 +115,7 @@ class HookDispatcher:
         self._loop_task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop looking for work; deliveries in progress are cancelled (their lease expires)."""
+        """Stop looking for work; deliveries in progress are cancelled and release their lease."""
         for task in (self._loop_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -129,7 +129,7 @@ class HookDispatcher:
         while True:
             try:
                 await self.poll()
-            except RedisError:
+            except Exception:  # a background loop: log, and look again at the next tick
                 log.warning("webhook poll failed; trying again", exc_info=True)
             await asyncio.sleep(self._poll_s)
 
@@ -149,7 +149,7 @@ class HookDispatcher:
     async def _deliver(self, creator: str, hook: dict[str, Any]) -> None:
         try:
             await self._deliver_next_batch(creator, hook)
-        except (RedisError, ValueError, KeyError):
+        except Exception:  # the next poll tries again; the cursor has not moved
             log.exception("webhook %s of %s: delivery step failed", hook["id"], creator)
         finally:
             self._busy.discard((creator, hook["id"]))
@@ -174,7 +174,9 @@ class HookDispatcher:
         try:
             error = await self._post(creator, hook, batch.events) if batch.events else None
         except asyncio.CancelledError:  # stopping: let another process take over now, not at expiry
-            await self._scripts.hook_update(keys=lease_keys, args=[owner, hook["id"]])
+            with contextlib.suppress(RedisError, TimeoutError):
+                async with asyncio.timeout(1):  # never hold up the shutdown for it
+                    await self._scripts.hook_update(keys=lease_keys, args=[owner, hook["id"]])
             raise
         attempts = _int(fields.get(b"attempts"))
         if error is None:
