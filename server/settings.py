@@ -87,6 +87,9 @@ class Settings:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if self.hook_poll_ms < 10 or self.hook_retry_base_ms < 10 or not 0 < self.hook_timeout_s <= 300:
+            raise ConfigError("GIFTCAST_HOOK_POLL_MS and GIFTCAST_HOOK_RETRY_BASE_MS must be >= 10, "
+                              "GIFTCAST_HOOK_TIMEOUT_S in (0, 300]")
         if not 0.05 <= self.gift_recovery_s <= 3600:
             raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
         if self.failpoint is not None and self.failpoint not in FAILPOINTS:
