@@ -110,12 +110,14 @@ class HookDispatcher:
         self._busy: set[tuple[str, str]] = set()  # webhooks this process is delivering now
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         """Stop looking for work; deliveries in progress are cancelled and release their lease."""
+        self._stopping = True
         for task in (self._loop_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -126,11 +128,14 @@ class HookDispatcher:
         await self._http.aclose()
 
     async def _run(self) -> None:
-        while True:
+        # The flag, not only the cancellation, ends the loop: a Redis command cancelled mid-way can
+        # surface as a connection error instead of CancelledError, which the loop would survive.
+        while not self._stopping:
             try:
                 await self.poll()
             except Exception:  # a background loop: log, and look again at the next tick
-                log.warning("webhook poll failed; trying again", exc_info=True)
+                if not self._stopping:
+                    log.warning("webhook poll failed; trying again", exc_info=True)
             await asyncio.sleep(self._poll_s)
 
     async def poll(self) -> None:
