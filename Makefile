@@ -1,12 +1,16 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and make:
 #   make run    set up the virtualenv, start giftcast on the embedded Valkey
 #   make test   set up the virtualenv, run the whole test suite
+#   make bench  every benchmark scenario, short (a few minutes; benchmarks/RESULTS.md has the full runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-slow setup clean
+BENCH_STAMP := $(VENV)/.bench-stamp
+NODE_PEER := benchmarks/peers/node
+
+.PHONY: run test test-slow setup clean bench bench-full
 
 setup: $(STAMP)
 
@@ -31,5 +35,18 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
+# Benchmarks: the bench extras (locust, python-socketio, matplotlib, py-spy) and the Node peer's
+# packages (npm ci from its package-lock.json; needs Node 20+ and npm).
+$(BENCH_STAMP): pyproject.toml $(NODE_PEER)/package-lock.json $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	cd $(NODE_PEER) && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(PY) -m benchmarks all --quick
+
+bench-full: $(BENCH_STAMP)
+	$(PY) -m benchmarks all --out benchmarks/results/full
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(NODE_PEER)/node_modules

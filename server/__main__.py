@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
 import uvicorn
 import uvloop
 
+from server import logs
 from server.errors import ConfigError
 from server.redis_runtime import redact_url
 from server.settings import Settings
@@ -43,10 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve() -> int:
     """Run giftcast until SIGINT/SIGTERM (uvicorn then drains for up to 30 s)."""
     settings = Settings.from_env()
-    level = logging.getLevelNamesMapping().get(settings.log_level.upper())
-    if level is None:
-        raise ConfigError(f"GIFTCAST_LOG_LEVEL={settings.log_level!r} is not a logging level")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
 
     # Imported here: these modules are optional at import time of the CLI.
     from server.app import create_app
@@ -61,6 +58,8 @@ def serve() -> int:
         ws=WebSocketTransport,
         ws_max_size=settings.max_frame_bytes,
         lifespan="on",
+        log_config=None,  # our root handler (server/logs.py) formats uvicorn's records too
+        access_log=False,  # server/observe_http.py logs each request, without its query string
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
     )

@@ -13,17 +13,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
+from server.admission import AddressLimit
 from server.broker import RedisBroker
 from server.catalog import load_catalog
 from server.cluster_broker import ClusterBroker
 from server.gift_recovery import GiftRecovery
 from server.gifting import GiftService
+from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
 from server.hooks import HookDispatcher, HookStore
 from server.hooks_api import routes as hook_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
+from server.observe_http import ObservedHTTP
 from server.openapi import routes as openapi_routes
 from server.order_store import OrderStore
 from server.pages import routes as page_routes
@@ -33,6 +38,7 @@ from server.scripts import Scripts
 from server.services import Services
 from server.settings import Settings
 from server.split_gift import SplitGiftStore, crash_after_debit
+from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
 __all__ = ["create_app", "webhook_url"]
@@ -55,8 +61,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with RedisRuntime(settings) as runtime:
             client = runtime.client
-            scripts = Scripts.register(client)
-            hub = RoomHub(settings)
+            metrics = Metrics()
+            scripts = Scripts.register(client, observe=metrics.script_timer)
+            hub = RoomHub(settings, metrics=metrics)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len)
             gift_store: WalletStore | SplitGiftStore = wallets
@@ -71,15 +78,20 @@ def create_app(settings: Settings) -> Starlette:
             else:
                 broker = RedisBroker(client, hub)
             hub.attach_broker(broker)
-            await broker.start()
+            history = RoomHistory(client, max_events=settings.resume_max_events)
+            viewers = ViewerCounter(client, scripts, hub, interval_s=settings.viewers_interval_s)
             sandbox = SandboxProvider(webhook_url(settings), settings.webhook_secret)
             services = Services(
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
                 gifts=GiftService(catalog, gift_store, rate_bp=settings.diamond_rate_bp),
-                hub=hub, sandbox=sandbox, redis_ready=runtime.ready,
+                hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
+                connections=AddressLimit(settings.max_connections_per_address), metrics=metrics,
             )
+            hub.attach_history(history, services.room_snapshot)
+            await broker.start()
+            await viewers.start()
             if recovery is not None:
                 await recovery.start()
             dispatcher = HookDispatcher(client, scripts, settings)
@@ -88,9 +100,14 @@ def create_app(settings: Settings) -> Starlette:
                 yield {"services": services, "giftcast": services, "hooks": HookStore(client)}
             finally:
                 await dispatcher.stop()
-                await sandbox.aclose()
-                await broker.stop()
                 if recovery is not None:
                     await recovery.stop()
+                await viewers.stop()
+                await sandbox.aclose()
+                await broker.stop()
+                await hub.aclose()
+                await history.aclose()
 
-    return Starlette(routes=routes + hook_routes + openapi_routes(routes + hook_routes) + page_routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    api_routes = routes + hook_routes
+    return Starlette(routes=api_routes + openapi_routes(api_routes) + page_routes,
+                     exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])

@@ -48,7 +48,7 @@ class Principal:
 
 
 def check_user_id(user_id: object) -> str:
-    if not isinstance(user_id, str) or not USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise InvalidField("user ids are 1-64 characters of A-Z a-z 0-9 _ -")
     return user_id
 
@@ -103,7 +103,7 @@ def verify_token(secret: str, token: str | None, *, now: int) -> Principal:
         raise TokenInvalid("token claims are malformed") from None
     if aud != AUDIENCE:
         raise TokenInvalid("token is for another audience")
-    if role not in ROLES or not isinstance(sub, str) or not USER_ID.match(sub):
+    if role not in ROLES or not isinstance(sub, str) or not USER_ID.fullmatch(sub):
         raise TokenInvalid("token claims are malformed")
     if type(exp) is not int or exp <= now:
         raise TokenExpired("token has expired")

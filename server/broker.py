@@ -11,7 +11,7 @@ node and on Redis Cluster; on a cluster each primary gets its own RedisBroker, o
 Connection loss (Redis restart, `CLIENT KILL`): the reader notices, reconnects with backoff,
 re-subscribes every wanted channel, logs how long the gap was, and calls
 `hub.on_resubscribed(rooms)` once Redis has confirmed them all: events published during the
-gap were not delivered, and that hook is where recovering them from history goes.
+gap were not delivered here, and the hub recovers them from the rooms' history.
 
 Cluster only: a node that does not serve a room's slot refuses its SSUBSCRIBE (MOVED), and a
 node that hands a slot to another (resharding, failover) ends its subscriptions in that slot
@@ -44,7 +44,7 @@ from redis.exceptions import MovedError, RedisError
 
 from server import keys
 from server.errors import ConfigError, Unavailable
-from server.tasks import stop_task
+from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from server.hub import RoomHub
@@ -123,7 +123,7 @@ class RedisBroker:
     async def stop(self) -> None:
         """Stop the reader and drop the pub/sub connection; pending joins get Unavailable."""
         task, self._task = self._task, None
-        await stop_task(task)
+        await cancel_and_wait(task)
         for entries in self._waiters.values():
             for batch in entries:
                 _settle(batch, Unavailable("room broker closed"))
@@ -360,8 +360,8 @@ class RedisBroker:
         self._resyncing = None
         rooms = frozenset(keys.room_of_channel(channel) for channel in self._wanted)
         log.warning(
-            "room pub/sub back after %.3f s; re-subscribed %d rooms; events published in "
-            "that gap were not delivered", gap, len(rooms),
+            "room pub/sub back after %.3f s; re-subscribed %d rooms; recovering the events "
+            "published in that gap from history", gap, len(rooms),
         )
         if self._hub is not None:
             try:

@@ -119,7 +119,7 @@ def _positive_int(value: Any, what: str, *, zero_ok: bool = False) -> int:
 
 
 def _checked_id(value: Any, seen: Mapping[str, object], what: str) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValueError(f"{what} id {value!r} must match {ID_PATTERN.pattern}")
     if value in seen:
         raise ValueError(f"duplicate {what} id {value!r}")

@@ -39,7 +39,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from server import keys
 from server.broker import RedisBroker, RoomMoved
 from server.errors import Unavailable
-from server.tasks import stop_task
+from server.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from server.hub import RoomHub
@@ -100,7 +100,7 @@ class ClusterBroker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        await stop_task(task)
+        await cancel_and_wait(task)
         if self._refreshing is not None:
             self._refreshing.cancel()
         brokers, self._brokers = self._brokers, {}

@@ -31,7 +31,7 @@ from server.errors import (
 )
 
 __all__ = [
-    "Format", "SUBPROTOCOLS", "Join", "Leave", "SendGift", "Ping", "ClientFrame",
+    "Format", "SUBPROTOCOLS", "Since", "Join", "Leave", "SendGift", "Ping", "ClientFrame",
     "decode", "encode", "FrameError",
 ]
 
@@ -42,13 +42,23 @@ RequestId = int | str | None
 _ROOM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _GIFT = re.compile(r"^[a-z0-9_]{1,40}$")
+_EPOCH = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
 _MAX_ID = 2**53
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Since:
+    """A position in a room's event stream: the last event a client applied."""
+
+    epoch: str
+    seq: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Join:
     id: RequestId
     room: str
+    since: Since | None = None  # resume after this position instead of taking a snapshot
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,7 +156,7 @@ def _build(raw: dict[Any, Any], request_id: RequestId, max_count: int) -> Client
             _match(raw, "key", _KEY, InvalidIdempotencyKey),
         )
     if kind == "join":
-        return Join(request_id, _match(raw, "room", _ROOM, InvalidField))
+        return Join(request_id, _match(raw, "room", _ROOM, InvalidField), _since(raw.get("since")))
     if kind == "leave":
         return Leave(request_id, _match(raw, "room", _ROOM, InvalidField))
     if kind == "ping":
@@ -158,9 +168,22 @@ def _build(raw: dict[Any, Any], request_id: RequestId, max_count: int) -> Client
 
 def _match(raw: dict[Any, Any], field: str, pattern: re.Pattern[str], error: type[BadRequest]) -> str:
     value = raw.get(field)
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise error(f"{field} is missing or not of the form {pattern.pattern}")
     return value
+
+
+def _since(value: object) -> Since | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidField("since must be a map {epoch, seq}")
+    epoch, seq = value.get("epoch"), value.get("seq")
+    if not isinstance(epoch, str) or not _EPOCH.match(epoch):
+        raise InvalidField(f"since.epoch is missing or not of the form {_EPOCH.pattern}")
+    if type(seq) is not int or not 0 <= seq < _MAX_ID:
+        raise InvalidField("since.seq must be an integer from 0 to 2^53 - 1")
+    return Since(epoch, seq)
 
 
 def _count(value: object, max_count: int) -> int:

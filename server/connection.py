@@ -8,6 +8,9 @@ Contracts (docs/fanout.md explains why):
 - `Connection.send_shared()` and `Connection.send()` never await, and raise only for an event
   that cannot be serialized (a bug). They append to the outbox; the first append of a loop tick
   schedules one flush that writes everything pending with a single `transport.write()`.
+- Held while the transport is full: between the transport's `pause_writing` and
+  `resume_writing` (its high-water mark), frames stay in the outbox instead of piling up in the
+  transport, so `send_coalesced()` can still replace an unsent frame by its newer version.
 - Bounded: when the transport's write buffer plus the outbox would exceed
   `settings.outbox_limit_bytes`, the connection is cut with close code 4008 ("too slow"),
   pending frames are dropped, and the socket is aborted if the peer does not finish closing.
@@ -94,8 +97,8 @@ class Connection:
     __slots__ = (
         "transport", "protocol", "fmt", "remote_address", "close_timeout_s", "writes",
         "frames_sent", "_loop", "_limit", "_coalesce_s", "_outbox", "_pending", "_base",
-        "_flush_handle", "_close_timer", "_accepting", "_open", "_output_done", "_eof_written",
-        "_closed", "__weakref__",
+        "_slots", "_flush_handle", "_close_timer", "_accepting", "_open", "_paused",
+        "_output_done", "_eof_written", "_closed", "__weakref__",
     )
 
     def __init__(
@@ -121,10 +124,12 @@ class Connection:
         self._outbox: list[bytes] = []
         self._pending = 0  # bytes in _outbox
         self._base = 0  # transport buffer size when this batch started (read once per batch)
+        self._slots: dict[object, int] | None = None  # coalescing key -> its frame's outbox index
         self._flush_handle: asyncio.Handle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._accepting = True  # frames may still be queued (no close started, not lost)
         self._open = False  # 101 written and protocol still OPEN: data frames may be written
+        self._paused = False  # the transport is over its high-water mark: hold data frames
         self._output_done = False  # our close frame (or EOF) is written: nothing else may follow
         self._eof_written = False
         self._closed: asyncio.Future[None] = self._loop.create_future()
@@ -140,6 +145,23 @@ class Connection:
         once the connection closes."""
         if self._accepting:
             self._enqueue(encode_frame(event, self.fmt))
+
+    def send_coalesced(self, key: object, frame: SharedFrame) -> None:
+        """Queue a frame that only its latest version matters for (a viewer count): if a frame
+        queued under `key` is still unsent, it is replaced in place. Never awaits."""
+        if not self._accepting:
+            return
+        data = frame.wire(self.fmt)
+        slot = None if self._slots is None else self._slots.get(key)
+        if slot is not None:
+            self._pending += len(data) - len(self._outbox[slot])
+            self._outbox[slot] = data
+            return
+        self._enqueue(data)
+        if self._accepting:  # not cut by this frame
+            if self._slots is None:
+                self._slots = {}
+            self._slots[key] = len(self._outbox) - 1
 
     def _enqueue(self, data: bytes) -> None:
         if not self._accepting:
@@ -165,17 +187,28 @@ class Connection:
         self._flush_handle = None
         self._write_outbox()
 
-    def _write_outbox(self) -> None:
+    def _write_outbox(self, *, force: bool = False) -> None:
+        """Write the outbox unless the transport is full (`force`: before protocol output)."""
         outbox = self._outbox
-        if not outbox or not self._open:
+        if not outbox or not self._open or (self._paused and not force):
             return  # while CONNECTING, mark_open() writes the outbox after the 101 response
         self._outbox = []
         self._pending = 0
+        self._slots = None
         if self.transport.is_closing():
             return  # lost or aborted; connection_lost() follows (uvloop raises on such writes)
         self.writes += 1
         self.frames_sent += len(outbox)
         self.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is over its high-water mark: keep new frames in the outbox."""
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        """The transport drained below its low-water mark: write what the outbox holds."""
+        self._paused = False
+        self._write_outbox()
 
     # -- protocol output ------------------------------------------------------------------------
 
@@ -193,8 +226,8 @@ class Connection:
         chunks = self.protocol.data_to_send()
         state = self.protocol.state
         if state is OPEN:
-            if self._outbox:
-                self._write_outbox()
+            if chunks:
+                self._write_outbox(force=True)
         elif state is not CONNECTING and self._accepting:
             # A close frame was received, sent or the protocol failed: no data frame may follow.
             self._stop_data()
@@ -229,6 +262,7 @@ class Connection:
         self._open = False
         self._outbox.clear()
         self._pending = 0
+        self._slots = None
 
     # -- closing ----------------------------------------------------------------------------------
 
@@ -236,6 +270,11 @@ class Connection:
     def is_open(self) -> bool:
         """True while frames queued now can still be delivered."""
         return self._accepting
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the transport is full and new frames wait in the outbox."""
+        return self._paused
 
     @property
     def buffered_bytes(self) -> int:
@@ -254,7 +293,7 @@ class Connection:
         """Start the closing handshake after every frame already queued. Idempotent."""
         if self.protocol.state is not OPEN:
             return
-        self._write_outbox()
+        self._write_outbox(force=True)
         self.protocol.send_close(code, reason)
         self.write_protocol_output()
 
@@ -262,7 +301,7 @@ class Connection:
         """Send a close frame and end the TCP stream without waiting for the peer's close."""
         if self.protocol.state is not OPEN:
             return
-        self._write_outbox()
+        self._write_outbox(force=True)
         self.protocol.fail(code, reason)
         self.write_protocol_output()
 

@@ -33,6 +33,7 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── IdempotencyConflict        idempotency_conflict 409
     │   ├── OrderState                 order_state         409
     │   └── TooManyWebhooks            too_many_webhooks   409
+    ├── TooManyConnections             too_many_connections 429
     └── Unavailable                    unavailable         503
 """
 
@@ -44,7 +45,7 @@ __all__ = [
     "TokenInvalid", "TokenExpired", "BadSignature", "StaleTimestamp", "Forbidden", "SelfGift",
     "NotFound", "UnknownGift", "UnknownBundle", "UnknownOrder", "UnknownRegion", "Conflict",
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
-    "OrderState", "UnknownWebhook", "TooManyWebhooks", "Unavailable", "error_for_code",
+    "OrderState", "TooManyWebhooks", "UnknownWebhook", "TooManyConnections", "Unavailable", "error_for_code",
 ]
 
 
@@ -176,6 +177,10 @@ class OrderState(Conflict):
 
 class TooManyWebhooks(Conflict):
     code = "too_many_webhooks"
+
+
+class TooManyConnections(GiftcastError):
+    code, status = "too_many_connections", 429
 
 
 class Unavailable(GiftcastError):

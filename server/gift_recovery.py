@@ -25,7 +25,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from server import keys
 from server.errors import GiftcastError
 from server.split_gift import SplitGiftStore
-from server.tasks import stop_task
+from server.tasks import cancel_and_wait
 
 __all__ = ["GiftRecovery"]
 
@@ -46,7 +46,7 @@ class GiftRecovery:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        await stop_task(task)
+        await cancel_and_wait(task)
 
     async def run_once(self) -> int:
         """One pass over every partition; returns how many gifts it completed."""

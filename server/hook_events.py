@@ -48,7 +48,7 @@ def plan_batch(state: HookState, entries: Iterable[tuple[int, dict[str, Any]]], 
         if kind in wanted:
             events.append(event)
         if kind == "live" and event.get("state") == "open":
-            diamonds = 0  # a new live starts from zero, as on the server
+            diamonds, goal = 0, 0  # a new live starts from zero and without a goal, as on the server
         elif kind == "goal":
             goal = int(event.get("diamonds", 0))
         elif kind == "gift":

@@ -9,6 +9,7 @@ tree's leaves, rendered as ``{"error": {"code", "message"}}`` with the leaf's st
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from server.auth import Principal, Role, bearer_token, check_user_id, mint_token
 from server.economy import recharge_credit
+from server.metrics import CONTENT_TYPE
 from server.errors import (
     BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
 )
@@ -53,7 +55,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise BadRequest("request body too large")
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays or objects
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
@@ -278,18 +280,20 @@ async def set_live(request: Request) -> Response:
 
 
 async def set_goal(request: Request) -> Response:
-    """Set the creator's diamond goal for the overlay's goal bar (0 clears it); publishes `goal`.
+    """Set the current live's diamond goal for the overlay's goal bar (0 clears it); publishes `goal`.
     ---
     auth: [creator]
     body: Goal
     responses: {200: GoalState}
-    errors: [invalid_field, bad_request, forbidden]
+    errors: [invalid_field, bad_request, room_closed, forbidden]
     """
     principal = _principal(request)
     _require_role(principal, "creator")
-    data = await _json_body(request)
-    goal = await _services(request).lives.set_goal(principal.user_id, data.get("diamonds"))
-    return JSONResponse({"room": principal.user_id, "goal": goal.diamonds, "seq": goal.seq, "changed": goal.changed})
+    diamonds = (await _json_body(request)).get("diamonds")
+    if type(diamonds) is not int:
+        raise InvalidField("diamonds must be an integer from 0 to 10^12")
+    seq = await _services(request).lives.set_goal(principal.user_id, diamonds)
+    return JSONResponse({"room": principal.user_id, "goal": diamonds, "seq": seq})
 
 
 async def overlay_token(request: Request) -> Response:
@@ -315,14 +319,26 @@ async def room(request: Request) -> Response:
     errors: [invalid_field]
     """
     creator = check_user_id(request.path_params["creator_id"])
+    return JSONResponse(await _services(request).room_snapshot(creator))
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format. A scraper presents GIFTCAST_METRICS_TOKEN; people an admin token.
+    ---
+    auth: [admin]
+    errors: [forbidden]
+    """
     services = _services(request)
-    snapshot = await services.lives.snapshot(creator)
-    snapshot["viewers"] = services.hub.members(creator)
-    return JSONResponse(snapshot)
+    presented = bearer_token(request.headers.get("authorization"), None) or ""
+    expected = services.settings.metrics_token
+    if not (expected and hmac.compare_digest(presented.encode(), expected.encode())):
+        _require_role(_principal(request), "admin")
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
 
 async def giftcast_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GiftcastError)
+    _services(request).metrics.error(exc.code, "http")
     return JSONResponse({"error": exc.to_wire()}, status_code=exc.status)
 
 
@@ -333,11 +349,13 @@ async def redis_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    _services(request).metrics.error(code, "http")
     return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
 
 
 routes = [
     Route("/healthz", healthz),
+    Route("/metrics", metrics),
     Route("/dev/tokens", dev_tokens, methods=["POST"]),
     Route("/v1/catalog/bundles", bundles),
     Route("/v1/catalog/gifts", gifts),

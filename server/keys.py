@@ -18,6 +18,7 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals, goal
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
+    viewers:{u:ID}                hash   process id -> "count:deadline_ms", the room's viewers
     room:{u:ID}                   channel the room's events (sharded pub/sub: SPUBLISH, SSUBSCRIBE)
     hooks:{u:ID}                  hash   the creator's webhooks: hook id -> JSON config
     hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
@@ -85,6 +86,10 @@ def live_top(creator_id: str) -> str:
 
 def live_history(creator_id: str) -> str:
     return "live:" + tag(creator_id) + ":history"
+
+
+def room_viewers(creator_id: str) -> str:
+    return "viewers:" + tag(creator_id)
 
 
 def room_channel(creator_id: str) -> str:

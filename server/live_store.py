@@ -8,13 +8,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from server import keys
-from server.errors import InvalidField
 from server.scripts import Scripts
+from server.wallet_store import reply_or_raise
 
-__all__ = ["LiveStore", "LiveState", "GoalState", "TOP_GIFTERS", "MAX_GOAL"]
+__all__ = ["LiveStore", "LiveState", "TOP_GIFTERS"]
 
 TOP_GIFTERS = 10
-MAX_GOAL = 10**12
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -24,13 +23,6 @@ class LiveState:
     live_id: str
     seq: int
     epoch: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GoalState:
-    changed: bool
-    diamonds: int
-    seq: int
 
 
 def _text(value: Any) -> str:
@@ -50,15 +42,14 @@ class LiveStore:
         )
         return LiveState(bool(changed), _text(state), _text(live_id), int(seq), _text(epoch))
 
-    async def set_goal(self, creator: str, diamonds: int) -> GoalState:
-        """Set the creator's diamond goal (0 clears it); publishes a `goal` event if it changed."""
-        if type(diamonds) is not int or not 0 <= diamonds <= MAX_GOAL:
-            raise InvalidField(f"diamonds must be an integer from 0 to {MAX_GOAL}")
-        changed, goal, seq = await self._scripts.set_goal(
+    async def set_goal(self, creator: str, diamonds: int) -> int:
+        """Set the current live's diamond goal (0 clears it); returns the seq of its `goal` event.
+        Raises RoomClosed when the creator is not live, InvalidField for a bad amount."""
+        seq, _ = reply_or_raise(await self._scripts.set_goal(
             keys=[keys.live(creator), keys.live_history(creator)],
             args=[creator, diamonds, self._history_len, keys.room_channel(creator)],
-        )
-        return GoalState(bool(changed), int(goal), int(seq))
+        ))
+        return int(seq)
 
     async def snapshot(self, creator: str) -> dict[str, Any]:
         """The room as a joiner first sees it. Events with seq <= snapshot seq are already in it."""
@@ -76,7 +67,7 @@ class LiveStore:
             "live_coins": int(coins or 0),
             "live_diamonds": int(diamonds or 0),
             "live_gifts": int(gifts or 0),
-            "creator_diamonds": int(creator_diamonds or 0),
             "goal": int(goal or 0),
+            "creator_diamonds": int(creator_diamonds or 0),
             "top": [[_text(user), int(score)] for user, score in top],
         }

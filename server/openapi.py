@@ -72,7 +72,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "OrderList": obj(orders=array(ORDER)),
     "LiveState": obj(room=STR, status={"enum": ["open", "closed"]}, live_id=STR, seq=INT, changed=BOOL),
     "Goal": obj(diamonds={"type": "integer", "minimum": 0, "maximum": 10**12}),
-    "GoalState": obj(room=STR, goal=INT, seq=INT, changed=BOOL),
+    "GoalState": obj(room=STR, goal=INT, seq=INT),
     "Snapshot": obj(room=STR, status={"enum": ["open", "closed"]}, live_id=STR, seq=INT, epoch=STR, live_coins=INT,
                     live_diamonds=INT, live_gifts=INT, creator_diamonds=INT, goal=INT,
                     top=array({"type": "array", "prefixItems": [STR, INT]}), viewers=INT),

@@ -30,7 +30,7 @@ def buyer_of(order_id: object) -> str:
     """The buyer an order id names; UnknownOrder for anything that is not an order id."""
     if isinstance(order_id, str) and order_id.count(".") == 1:
         user_id, _, suffix = order_id.partition(".")
-        if USER_ID.match(user_id) and len(suffix) == 16 and suffix.isalnum():
+        if USER_ID.fullmatch(user_id) and len(suffix) == 16 and suffix.isalnum():
             return user_id
     raise UnknownOrder(f"no order {str(order_id)[:80]!r}")
 

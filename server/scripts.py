@@ -11,6 +11,8 @@ file of Lua functions (`gift_sender_side.lua`, `gift_creator_side.lua`), and a s
 library in with a line ``--#include NAME``, replaced by that file's text when the script is
 loaded: `send_gift` (one node) includes both halves in one atomic script, `gift_debit` and
 `gift_credit` (Redis Cluster) one each.
+
+With an `observe(name)` factory (`Metrics.script_timer`), every call's duration is recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
+import time
+from collections.abc import Callable
+from typing import Any
 
 from redis.commands.core import AsyncScript
 
@@ -35,20 +40,41 @@ def script_source(name: str) -> str:
     return _INCLUDE.sub(lambda match: _read(match.group(1)), _read(name))
 
 
+class TimedScript:
+    """An AsyncScript whose calls report their duration (seconds), failed calls included."""
+
+    __slots__ = ("_script", "_observe")
+
+    def __init__(self, script: AsyncScript, observe: Callable[[float], None]) -> None:
+        self._script = script
+        self._observe = observe
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return await self._script(keys, args, client)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scripts:
-    send_gift: AsyncScript
-    gift_debit: AsyncScript
-    gift_credit: AsyncScript
-    gift_complete: AsyncScript
-    set_live_state: AsyncScript
-    set_goal: AsyncScript
-    hook_update: AsyncScript
-    credit_order: AsyncScript
-    fail_order: AsyncScript
+    send_gift: AsyncScript | TimedScript
+    gift_debit: AsyncScript | TimedScript
+    gift_credit: AsyncScript | TimedScript
+    gift_complete: AsyncScript | TimedScript
+    set_live_state: AsyncScript | TimedScript
+    credit_order: AsyncScript | TimedScript
+    fail_order: AsyncScript | TimedScript
+    report_viewers: AsyncScript | TimedScript
+    set_goal: AsyncScript | TimedScript
+    hook_update: AsyncScript | TimedScript
 
     @classmethod
-    def register(cls, client: object) -> Scripts:
+    def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:
         """Register every script with `client` (a redis.asyncio Redis or RedisCluster)."""
-        return cls(**{f.name: client.register_script(script_source(f.name))  # type: ignore[attr-defined]
-                      for f in dataclasses.fields(cls)})
+        scripts: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            script = client.register_script(script_source(field.name))
+            scripts[field.name] = script if observe is None else TimedScript(script, observe(field.name))
+        return cls(**scripts)

@@ -1,35 +1,43 @@
 """Services: the one object the HTTP routes and WebSocket sessions share, built at start-up.
 
 It also decides who may open a WebSocket (`open_session`): a valid bearer token (query
-``token`` or ``Authorization: Bearer``) and, for browsers, an allowed ``Origin``.
+``token`` or ``Authorization: Bearer``), for browsers an allowed ``Origin``, and room under the
+per-address connection limit (server/admission.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
+from server.admission import AddressLimit, client_host
 from server.auth import Principal, bearer_token, verify_token
 from server.catalog import Catalog
-from server.errors import Forbidden, TokenInvalid
+from server.errors import Forbidden, GiftcastError, TokenInvalid, TooManyConnections
 from server.gifting import GiftService
+from server.history import RoomHistory
 from server.hub import RoomHub
 from server.live_store import LiveStore
+from server.metrics import Metrics
 from server.order_store import OrderStore
 from server.payments import SandboxProvider
 from server.session import Session
 from server.settings import Settings
+from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
 if TYPE_CHECKING:
     from server.connection import Connection
 
 __all__ = ["Services"]
+
+log = logging.getLogger("giftcast.ws")
 
 
 @dataclasses.dataclass(slots=True)
@@ -42,8 +50,18 @@ class Services:
     lives: LiveStore
     gifts: GiftService
     hub: RoomHub
+    history: RoomHistory
+    viewers: ViewerCounter
     sandbox: SandboxProvider
     redis_ready: Callable[[], Awaitable[bool]]  # PING with a short timeout; never raises
+    connections: AddressLimit  # open WebSocket sessions per client address
+    metrics: Metrics
+
+    async def room_snapshot(self, room: str) -> dict[str, Any]:
+        """The room as a joiner first sees it, with the room-wide viewer count."""
+        snapshot = await self.lives.snapshot(room)
+        snapshot["viewers"] = await self.viewers.count(room)
+        return snapshot
 
     def authenticate(self, token: str | None) -> Principal:
         return verify_token(self.settings.token_secret, token, now=int(time.time()))
@@ -51,11 +69,24 @@ class Services:
     def open_session(self, headers: Mapping[str, str], query: Mapping[str, str], connection: Connection) -> Session:
         """Called at the WebSocket handshake; raises an error-tree leaf to refuse it."""
         try:
+            session = self._admit(headers, query, connection)
+        except GiftcastError as exc:
+            self.metrics.error(exc.code, "handshake")
+            level = logging.WARNING if isinstance(exc, TooManyConnections) else logging.INFO
+            log.log(level, "websocket handshake refused: %s", exc.code,
+                    extra={"code": exc.code, "client": client_host(connection.remote_address)})
+            raise
+        self.metrics.connection_opened()
+        return session
+
+    def _admit(self, headers: Mapping[str, str], query: Mapping[str, str], connection: Connection) -> Session:
+        try:
             origin, host, authorization = (headers.get(name) for name in ("Origin", "Host", "Authorization"))
         except LookupError:  # a header sent twice: ambiguous, so refused
             raise TokenInvalid("duplicate Origin, Host or Authorization header") from None
         self.check_origin(origin, host)
         principal = self.authenticate(bearer_token(authorization, query.get("token")))
+        self.connections.acquire(client_host(connection.remote_address))  # Session.on_close releases
         return Session(self, principal, connection)
 
     def check_origin(self, origin: str | None, host: str | None) -> None:

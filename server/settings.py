@@ -53,19 +53,33 @@ class Settings:
     outbox_limit_bytes: int = 1024 * 1024
     coalesce_ms: float = 0.0
     max_rooms_per_connection: int = 8
+    # Open WebSocket sessions one client address may hold (0: unlimited; see server/admission.py).
+    max_connections_per_address: int = 0
     room_history_len: int = 10_000
+    # Most missed events one resume replays; further behind, the client gets a fresh snapshot
+    # (replaying more would only overflow its outbox).
+    resume_max_events: int = 1_000
+    # How often each process reports its local viewer counts and reads the room totals.
+    viewers_interval_s: float = 2.0
     allowed_origins: tuple[str, ...] = ()
     # Integrators' webhooks (server/hooks.py): how often each process looks for undelivered
     # events, how long one delivery may take, and the first retry delay (doubling, jittered).
     hook_poll_ms: int = 500
     hook_timeout_s: float = 5.0
     hook_retry_base_ms: int = 1000
+    # Start on an external Redis that is not configured for money (AOF always, noeviction),
+    # with a warning instead of refusing (server/redis_runtime.py, docs/durability.md).
+    redis_allow_unsafe: bool = False
     log_level: str = "info"
     # Redis Cluster: a gift's credit unconfirmed this long after it started is completed by the
     # recovery loop of any process, which also polls at this period.
     gift_recovery_s: float = 5.0
     # TEST ONLY: make the process die at a named point (FAILPOINTS), to prove crash recovery.
     failpoint: str | None = None
+    log_format: str = "json"  # "json": one JSON object per line; "plain": human-readable text
+    # Static bearer token for GET /metrics (a Prometheus scraper's credentials). Admin tokens
+    # work too; None: admin tokens only.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +99,8 @@ class Settings:
             raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
         if not 0 <= self.diamond_rate_bp <= 1_000_000:
             raise ConfigError("GIFTCAST_DIAMOND_RATE_BP must be between 0 and 1000000")
+        if self.resume_max_events < 1 or self.viewers_interval_s <= 0:
+            raise ConfigError("GIFTCAST_RESUME_MAX_EVENTS must be >= 1 and GIFTCAST_VIEWERS_INTERVAL_S > 0")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
         if self.hook_poll_ms < 10 or self.hook_retry_base_ms < 10 or not 0 < self.hook_timeout_s <= 300:
@@ -94,6 +110,8 @@ class Settings:
             raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
         if self.failpoint is not None and self.failpoint not in FAILPOINTS:
             raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
+        if self.log_format not in ("json", "plain"):
+            raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -142,12 +160,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "outbox_limit_bytes": ("GIFTCAST_OUTBOX_LIMIT_BYTES", "unsent bytes before a slow client is cut"),
     "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
+    "max_connections_per_address": ("GIFTCAST_MAX_CONNECTIONS_PER_ADDRESS", "open WebSocket sessions per client address (0: unlimited)"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),
+    "resume_max_events": ("GIFTCAST_RESUME_MAX_EVENTS", "most missed events a resume replays (more: fresh snapshot)"),
+    "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
     "hook_poll_ms": ("GIFTCAST_HOOK_POLL_MS", "how often each process looks for undelivered webhook events, ms"),
     "hook_timeout_s": ("GIFTCAST_HOOK_TIMEOUT_S", "time limit of one webhook delivery, seconds"),
     "hook_retry_base_ms": ("GIFTCAST_HOOK_RETRY_BASE_MS", "first retry delay of a failed webhook delivery, ms (doubles, up to 10 min)"),
+    "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "gift_recovery_s": ("GIFTCAST_GIFT_RECOVERY_S", "Redis Cluster: seconds before an unfinished gift is completed by the recovery loop"),
     "failpoint": ("GIFTCAST_FAILPOINT", "TEST ONLY: crash at a named point (crash_after_debit)"),
+    "log_format": ("GIFTCAST_LOG_FORMAT", "json (one object per line) or plain"),
+    "metrics_token": ("GIFTCAST_METRICS_TOKEN", "bearer token a scraper uses for GET /metrics (admin tokens work too)"),
 }

@@ -1,16 +1,17 @@
-"""Background tasks: how giftcast's long-running loops are stopped."""
+"""Helpers for the background tasks services own (started in the app's lifespan)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Any
 
-__all__ = ["stop_task"]
+__all__ = ["cancel_and_wait"]
 
 
-async def stop_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel `task` (None: nothing to do) and wait until it has finished."""
-    if task is not None:
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel `tasks` (None entries are skipped) and wait until all have finished; how they
+    ended (cancelled, or an error they raised on the way out) is not reported."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.gather(*running, return_exceptions=True)

@@ -14,9 +14,9 @@ The gateway contract (the real one is server/session.py):
 Handshake: only `/ws` (anything else: 404). Subprotocols `giftcast.msgpack.v1` (also the default
 when the client offers none) and `giftcast.json.v1` pick `Connection.fmt` before `open_session`
 runs; offering only unknown ones gets 400. `open_session` authenticates (`Authorization:
-Bearer` or `?token=`) and checks Origin; its `GiftcastError` becomes
-the HTTP response: Unauthorized → 401, Forbidden → 403, server-side (5xx) errors keep their
-status, anything else → 400; the body is `{"error": {"code", "message"}}`.
+Bearer` or `?token=`), checks Origin and the per-address limit; its `GiftcastError` becomes
+the HTTP response: Unauthorized → 401, Forbidden → 403, 404, 429 and server-side (5xx) errors
+keep their status, anything else → 400; the body is `{"error": {"code", "message"}}`.
 
 Inbound: messages larger than `settings.max_frame_bytes` close the connection with 1009
 (websockets enforces it, across fragments too). Fragmented messages are reassembled; text must
@@ -173,8 +173,16 @@ class WebSocketTransport(asyncio.Protocol):
         if not self._inflight:
             self._call_on_close()
 
-    # pause_writing/resume_writing: no-ops on purpose. Senders never wait for the transport;
-    # Connection bounds the buffer itself and cuts the client instead (4008).
+    # Flow control never makes a sender wait: while the transport is full, Connection keeps
+    # frames in its outbox (where viewer counts coalesce) and cuts the client past its limit (4008).
+
+    def pause_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.resume_writing()
 
     # -- handshake --------------------------------------------------------------------------
 
@@ -216,7 +224,7 @@ class WebSocketTransport(asyncio.Protocol):
             status = 401
         elif isinstance(error, Forbidden):
             status = 403
-        elif error.status >= 500 or error.status == 404:
+        elif error.status >= 500 or error.status in (404, 429):
             status = error.status
         else:
             status = 400

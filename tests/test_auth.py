@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from server.auth import Principal, mint_token, verify_token
+from server.auth import Principal, check_user_id, mint_token, verify_token
 from server.errors import InvalidField
 
 SECRET = "s3cret"
@@ -65,3 +65,8 @@ def test_bad_user_id_cannot_be_minted():
 def test_overlay_cannot_spend_or_read_wallet():
     overlay = Principal("alice", "overlay")
     assert not overlay.can_spend and not overlay.can_read_wallet
+
+
+def test_a_user_id_with_a_trailing_newline_is_refused():
+    with pytest.raises(InvalidField):
+        check_user_id("bob\n")

@@ -20,7 +20,7 @@ from server.split_gift import CRASH_EXIT_CODE
 from tests.conftest import TOKEN_SECRET, LiveServer, free_port, wait_until
 from tests.factories import make_stores
 from tests.test_split_gift import viewer_on_another_node
-from tests.test_ws_gifting import MSGPACK, Client
+from tests.ws_client import MSGPACK, Client
 
 CREATOR = "alice"
 

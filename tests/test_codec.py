@@ -107,3 +107,20 @@ def test_encode_msgpack_and_json_round_trip():
 
 def test_fingerprint_names_room_gift_and_count():
     assert codec.SendGift(1, "alice", "rose", 3, "k").fingerprint != codec.SendGift(1, "alice", "rose", 4, "k").fingerprint
+
+
+def test_join_with_since_decodes_the_resume_position():
+    frame = codec.decode(msgpack.packb({"t": "join", "id": 1, "room": "bob", "since": {"epoch": "17640", "seq": 42}}),
+                         max_count=MAX)
+    assert frame == codec.Join(1, "bob", codec.Since("17640", 42))
+
+
+@pytest.mark.parametrize("since", [
+    5, "17640:3", [], {"seq": 3}, {"epoch": "17640"}, {"epoch": 17640, "seq": 3}, {"epoch": "e e", "seq": 3},
+    {"epoch": "x" * 65, "seq": 3}, {"epoch": "17640", "seq": -1}, {"epoch": "17640", "seq": 2**53},
+    {"epoch": "17640", "seq": 1.0}, {"epoch": "17640", "seq": True}, {"epoch": "17640", "seq": "3"},
+])
+def test_bad_since_is_invalid_field_with_the_request_id(since):
+    with pytest.raises(codec.FrameError) as info:
+        codec.decode(json.dumps({"t": "join", "id": 9, "room": "bob", "since": since}), max_count=MAX)
+    assert (info.value.error.code, info.value.request_id) == ("invalid_field", 9)

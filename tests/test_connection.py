@@ -16,6 +16,7 @@ import server.connection
 from server.connection import CLOSE_TOO_SLOW, SharedFrame, encode_frame
 from server.hub import RoomHub
 from server.settings import Settings
+from tests.conftest import wait_until
 
 JSON = ["giftcast.json.v1"]
 
@@ -178,3 +179,31 @@ async def test_stalled_client_is_cut_with_4008_while_a_fast_client_gets_everythi
     assert closed.value.rcvd.reason == "too slow"
     await fast.close()
     await reader
+
+
+async def test_a_slow_reader_gets_only_the_latest_viewer_count_not_a_backlog(start_ws_server) -> None:
+    srv = await start_ws_server(Settings(outbox_limit_bytes=16 * 1024 * 1024))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    slow = await connect(srv.url(), sock=sock, max_queue=1, ping_interval=None)
+    conn = await srv.gateway.accepted.get()
+
+    async def fill_until_paused() -> bool:
+        conn.send({"t": "pad", "pad": "x" * 65536})
+        await asyncio.sleep(0)  # one loop tick: the flush runs
+        return conn.writing_paused
+
+    await wait_until(fill_until_paused, timeout=10)  # the transport is full: frames wait
+    for count in range(1, 101):
+        conn.send_coalesced(("viewers", "alice"), SharedFrame({"t": "viewers", "count": count}))
+        await asyncio.sleep(0)  # across loop ticks, not only within one
+    conn.send({"t": "marker"})
+
+    received: list[Any] = []
+    async with asyncio.timeout(10):
+        while not received or received[-1]["t"] != "marker":
+            received.append(msgpack.unpackb(await slow.recv()))
+    assert [frame for frame in received if frame["t"] == "viewers"] == [{"t": "viewers", "count": 100}]
+    assert received[-2:] == [{"t": "viewers", "count": 100}, {"t": "marker"}]
+    await slow.close()

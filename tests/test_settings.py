@@ -50,6 +50,7 @@ def test_readme_lists_every_variable():
 @pytest.mark.parametrize("var,value", [
     ("GIFTCAST_IDEMPOTENCY_TTL_S", "3600"), ("GIFTCAST_DIAMOND_RATE_BP", "-1"), ("GIFTCAST_GIFT_MAX_COUNT", "0"),
     ("GIFTCAST_GIFT_RECOVERY_S", "0"), ("GIFTCAST_FAILPOINT", "crash_somewhere"),
+    ("GIFTCAST_RESUME_MAX_EVENTS", "0"), ("GIFTCAST_VIEWERS_INTERVAL_S", "0"),
 ])
 def test_unsafe_values_are_refused_at_start(var, value):
     with pytest.raises(ConfigError, match=var):

@@ -1,72 +1,19 @@
 """End to end over real WebSockets: recharge, join, gift, and everyone in the room sees it."""
 
 import asyncio
-import json
-import uuid
+import functools
 
-import msgpack
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.factories import make_stores
-
-MSGPACK, JSON = "giftcast.msgpack.v1", "giftcast.json.v1"
-
-
-class Client:
-    """A WebSocket client that speaks giftcast frames and sorts replies from room events."""
-
-    def __init__(self, ws, fmt):
-        self.ws, self.fmt = ws, fmt
-        self.events: asyncio.Queue = asyncio.Queue()
-        self.replies: dict = {}
-        self._next = 0
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self):
-        async for message in self.ws:
-            frame = msgpack.unpackb(message) if isinstance(message, bytes) else json.loads(message)
-            if frame.get("id") is not None and frame["t"] in ("ack", "error", "joined", "left", "pong"):
-                self.replies[frame["id"]].set_result(frame)
-            else:
-                await self.events.put(frame)
-
-    async def request(self, **frame):
-        self._next += 1
-        frame["id"] = self._next
-        self.replies[self._next] = asyncio.get_running_loop().create_future()
-        await self.ws.send(msgpack.packb(frame) if self.fmt == MSGPACK else json.dumps(frame))
-        async with asyncio.timeout(5):
-            return await self.replies[self._next]
-
-    async def gift(self, room="alice", gift_id="rose", count=1, key=None):
-        return await self.request(t="gift", room=room, gift_id=gift_id, count=count, key=key or uuid.uuid4().hex)
-
-    async def next_event(self, kind="gift"):
-        async with asyncio.timeout(5):
-            while True:
-                event = await self.events.get()
-                if event["t"] == kind:
-                    return event
+from tests.ws_client import JSON
 
 
 @pytest.fixture
-async def client(live_server):
-    opened = []
-
-    async def open_client(user, role="viewer", fmt=MSGPACK, join="alice"):
-        ws = await connect(f"{live_server.ws_url}?token={live_server.token(user, role)}", subprotocols=[fmt])
-        c = Client(ws, fmt)
-        opened.append(c)
-        if join:
-            assert (await c.request(t="join", room=join))["t"] == "joined"
-        return c
-
-    yield open_client
-    for c in opened:
-        await c.ws.close()
-        c._reader.cancel()
+def client(live_server, open_client):
+    return functools.partial(open_client, live_server)
 
 
 @pytest.fixture

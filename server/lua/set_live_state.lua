@@ -1,7 +1,7 @@
 -- set_live_state: open or close a creator's live room, and SPUBLISH the change to the room.
 -- Idempotent: opening an open room or closing a closed one changes nothing and reports it.
 --
--- KEYS[1] live:{u:CREATOR}         hash   status, live_id, seq, epoch, coins, diamonds, gifts
+-- KEYS[1] live:{u:CREATOR}         hash   status, live_id, seq, epoch, coins, diamonds, gifts, goal
 -- KEYS[2] live:{u:CREATOR}:top     zset   top gifters of the current live (reset on open)
 -- KEYS[3] live:{u:CREATOR}:history stream recent room events (id = SEQ-0)
 -- ARGV[1] creator id   ARGV[2] "open" or "closed"   ARGV[3] history max length
@@ -31,7 +31,7 @@ local live_id = live[2] or ''
 if state == 'open' then
   live_id = tostring(redis.call('HINCRBY', KEYS[1], 'lives', 1))
   redis.call('HSET', KEYS[1], 'status', 'open', 'live_id', live_id, 'started_at', ts,
-    'coins', 0, 'diamonds', 0, 'gifts', 0)
+    'coins', 0, 'diamonds', 0, 'gifts', 0, 'goal', 0)
   redis.call('DEL', KEYS[2])
 else
   redis.call('HSET', KEYS[1], 'status', 'closed', 'ended_at', ts)

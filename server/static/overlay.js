@@ -95,7 +95,8 @@ function applyEvent(alerts, event, { count, alert }) {
       break;
     case "live":
       if (count && event.state === "open") {
-        state.diamonds = 0; // a new live starts from zero on the server too
+        state.diamonds = 0; // a new live starts from zero, and without a goal, on the server too
+        state.goal = 0;
         state.top.clear();
         showDiamonds();
         showTop();

@@ -5,10 +5,10 @@
 //   alerted: the last seq handed out as news (an alert on screen).
 // A snapshot is authoritative for the totals up to its seq, so an event with seq <= counted
 // never changes a total twice. An event with seq > alerted is shown once, even when its totals
-// are already in a snapshot: that is how a gift that happened while we were reconnecting still
-// gets its alert when the server replays it. Every (re)join sends `since: alerted` (and the
-// epoch): servers that resume replay the events after it; servers that do not ignore unknown
-// fields and answer with a fresh snapshot, so no total is ever counted twice or missed.
+// are already in a snapshot. Every rejoin sends `since: {epoch, seq: alerted}`: the server then
+// replays what we missed (`resumed: true`, no snapshot: our totals stand and the replayed
+// events apply on top), or answers with a fresh snapshot (`reset: true`) when it cannot. A
+// `reset` frame (events the server lost) replaces the totals the same way.
 // Unknown frame types and unknown fields are ignored, so newer servers work unchanged.
 
 export const SUBPROTOCOL = "giftcast.json.v1";
@@ -142,10 +142,7 @@ export class RoomClient {
     this.joined = false;
     this.buffer = [];
     const frame = { t: "join", room: this.room };
-    if (this.alerted !== null) {
-      frame.since = this.alerted;
-      frame.epoch = this.epoch;
-    }
+    if (this.alerted !== null) frame.since = { epoch: this.epoch, seq: this.alerted };
     let reply;
     try {
       reply = await this.request(frame);
@@ -173,7 +170,7 @@ export class RoomClient {
 
   applyJoined(reply) {
     const snapshot = reply.snapshot;
-    if (!snapshot) return; // a resumed join without a snapshot: our totals stand, replay follows
+    if (!snapshot) return; // resumed: our totals stand, the missed events follow
     const sameHistory = this.epoch !== null && (this.epoch === "" || this.epoch === snapshot.epoch);
     if (!sameHistory) this.alerted = snapshot.seq; // what happened before we first looked is not news
     this.counted = snapshot.seq;
@@ -190,6 +187,12 @@ export class RoomClient {
       return;
     }
     if (frame.room !== this.room || frame.id !== undefined) return; // not a room event of ours
+    if (frame.t === "reset" && frame.snapshot) {
+      // The server lost events it could not replay: take its snapshot; the lost ones are not news.
+      this.applyJoined(frame);
+      this.alerted = Math.max(this.alerted, frame.snapshot.seq);
+      return;
+    }
     if (typeof frame.seq !== "number") {
       this.onEvent(frame, { count: false, alert: true }); // an unsequenced notice (newer servers)
       return;

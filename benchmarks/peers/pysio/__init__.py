@@ -1,0 +1,1 @@
+"""python-socketio peer (see benchmarks/peers/__init__.py)."""

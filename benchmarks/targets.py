@@ -1,0 +1,114 @@
+"""The servers a scenario can drive, by name, and how to start each.
+
+| name | what | dialect |
+|---|---|---|
+| giftcast | `python -m server serve`, GIFTCAST_COALESCE_MS=0 (one loop tick) | giftcast msgpack |
+| giftcast-c10, -c20 | the same with a 10 / 20 ms coalescing window | giftcast msgpack |
+| giftcast-json | the same, clients on the JSON subprotocol | giftcast json |
+| floor | baselines/floor.py: one pre-encoded frame per transport, coalesced per tick | giftcast msgpack |
+| websockets | baselines/websockets_broadcast.py: `websockets.broadcast()` | giftcast msgpack |
+| starlette | baselines/starlette_app.py: Starlette + uvicorn, `await ws.send_bytes` per member | giftcast msgpack |
+| pysio | peers/pysio: python-socketio + AsyncRedisManager under uvicorn | socket.io |
+| node | peers/node: Node socket.io + @socket.io/redis-adapter | socket.io |
+
+giftcast and the two peers debit `server/lua/send_gift.lua` on the harness's Valkey; the floor
+and the baselines have no Redis and no money: they measure fan-out alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.procs import ROOT, ServerProc, free_port
+
+__all__ = ["TARGETS", "Context", "Target", "ensure_node_peer"]
+
+NODE_DIR = ROOT / "benchmarks" / "peers" / "node"
+
+
+@dataclasses.dataclass
+class Context:
+    """What starting a server needs: Redis, secrets, cores, where logs go, the gift prices."""
+
+    redis_url: str
+    token_secret: str
+    webhook_secret: str
+    cpus: tuple[int, ...]
+    log_dir: Path
+    gift_prices: dict[str, int]
+    extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str  # "giftcast", "reference" (floor/baselines) or "peer"
+    dialect: str
+    uses_redis: bool
+    env: tuple[tuple[str, str], ...] = ()
+
+    def argv(self) -> list[str]:
+        py = sys.executable
+        if self.kind == "giftcast":
+            return [py, "-m", "server", "serve"]
+        return {
+            "floor": [py, "-m", "benchmarks.baselines.floor"],
+            "websockets": [py, "-m", "benchmarks.baselines.websockets_broadcast"],
+            "starlette": [py, "-m", "benchmarks.baselines.starlette_app"],
+            "pysio": [py, "-m", "benchmarks.peers.pysio.server"],
+            "node": ["node", str(NODE_DIR / "server.js")],
+        }[self.name]
+
+    def start(self, ctx: Context, port: int | None = None, tag: str = "") -> ServerProc:
+        port = port or free_port()
+        env = {
+            "PORT": str(port), "HOST": "127.0.0.1", "REDIS_URL": ctx.redis_url,
+            "GIFTCAST_TOKEN_SECRET": ctx.token_secret, "GIFTCAST_WEBHOOK_SECRET": ctx.webhook_secret,
+            "GIFTCAST_TOKEN_TTL_S": str(7 * 86400), "GIFTCAST_DEV_TOKENS": "1",
+            "GIFTCAST_SANDBOX_PAYMENTS": "1", "GIFTCAST_LOG_LEVEL": "warning",
+            "BENCH_GIFT_PRICES": json.dumps(ctx.gift_prices), **dict(self.env), **ctx.extra_env,
+        }
+        argv = self.argv()
+        if self.kind != "giftcast":
+            argv = [*argv, "--port", str(port)]
+        if self.name == "node":
+            ensure_node_peer()
+        return ServerProc(self.name + tag, argv, port=port, env=env, cpus=ctx.cpus, log_dir=ctx.log_dir)
+
+
+def _giftcast(name: str, coalesce_ms: int, dialect: str = "giftcast-msgpack") -> Target:
+    return Target(name, "giftcast", dialect, True, (("GIFTCAST_COALESCE_MS", str(coalesce_ms)),))
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    _giftcast("giftcast", 0),
+    _giftcast("giftcast-c10", 10),
+    _giftcast("giftcast-c20", 20),
+    _giftcast("giftcast-json", 0, "giftcast-json"),
+    Target("floor", "reference", "giftcast-msgpack", False),
+    Target("websockets", "reference", "giftcast-msgpack", False),
+    Target("starlette", "reference", "giftcast-msgpack", False),
+    Target("pysio", "peer", "socketio", True),
+    Target("node", "peer", "socketio", True),
+)}
+
+
+def ensure_node_peer() -> None:
+    """`npm ci` the Node peer once (node_modules is not committed)."""
+    if (NODE_DIR / "node_modules" / "socket.io").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("the node peer needs Node 20+ and npm on PATH")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR, check=True)
+
+
+def describe(name: str) -> dict[str, Any]:
+    target = TARGETS[name]
+    return {"name": target.name, "kind": target.kind, "dialect": target.dialect, "env": dict(target.env)}

@@ -1,0 +1,80 @@
+"""The benchmark harness at a toy size, so it cannot rot: scenarios run end to end against real
+servers (giftcast and the floor) and a real Valkey, and their results are consistent.
+
+The fan-out run (~10 s) is in `make test`; every scenario together and the locust run take
+longer and are marked slow (`make test-slow`). No timing is asserted: performance is read from
+benchmarks/RESULTS.md, never from tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = ["--quick", "--sizes", "20", "--rates", "20", "--runs", "1", "--warmup", "0.3", "--measure", "0.7",
+       "--targets", "giftcast,floor"]
+
+
+def _bench(out: Path, scenarios: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "benchmarks", scenarios, *TOY, *extra, "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def test_fanout_benchmark_delivers_every_event_to_every_member(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    done = _bench(out, "fanout")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    cells = {c["target"]: c for c in results["scenarios"]["fanout"]}
+    assert set(cells) == {"giftcast", "floor"}
+    for cell in cells.values():
+        assert cell["members"] == 28  # 20 viewers + 8 senders
+        assert cell["loss"] == 0 and cell["deliveries_per_s"] > 0 and cell["p99_ms"] is not None
+        assert cell["connect"]["handshakes_per_s"] > 0
+    assert "audit: OK" in results["audit"]
+    assert "÷ floor" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_every_scenario_and_reconciles(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    done = _bench(out, "throughput,fanout,crossproc,slow", "--slow-wait-s", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    scenarios = results["scenarios"]
+
+    throughput = scenarios["throughput"]
+    assert throughput["raw"]["reconciled"] and throughput["raw"]["gifts_per_s"] > 0
+    [giftcast] = throughput["targets"]
+    assert giftcast["reconciled"] and giftcast["acks_total"] == giftcast["diamonds_credited"] > 0
+
+    cells = {c["target"]: c for c in scenarios["fanout"]}
+    assert set(cells) == {"giftcast", "floor"}
+    for cell in cells.values():
+        assert cell["members"] == 28  # 20 viewers + 8 senders
+        assert cell["loss"] == 0 and cell["deliveries_per_s"] > 0 and cell["p99_ms"] is not None
+
+    [cross] = scenarios["crossproc"]["cells"]
+    assert cross["target"] == "giftcast" and cross["b_p50_ms"] is not None
+
+    [slow] = scenarios["slow"]["cells"]
+    assert slow["stalled"] == 1 and slow["fast_p99_ms"] is not None
+
+    assert "audit: OK" in results["audit"]
+    assert "Scenario 2: fan-out" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_locust_scenario_puts_its_numbers_in_the_results(tmp_path: Path) -> None:
+    pytest.importorskip("locust", reason="locust is in the bench extras")
+    out = tmp_path / "bench"
+    done = _bench(out, "locust", "--locust-users", "2", "--locust-s", "3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    locust = json.loads((out / "results.json").read_text())["scenarios"]["locust"]
+    rows = {row[1]: row for row in locust["table"][1:]}
+    assert rows["ws connect+join"][2] >= 1 and rows["Aggregated"][3] == 0  # requests, no failures

@@ -1,0 +1,229 @@
+"""Every door locked, end to end: the authorization matrix over EVERY HTTP route (enumerated from
+`server.http_api.routes`, so a new route without a row fails) and every WebSocket frame type;
+tampered, expired, wrong-audience and foreign-key tokens; cross-site handshakes; replayed,
+re-signed and stale webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from server import signing
+from server.auth import mint_token
+from server.http_api import routes
+from server.payments import WEBHOOK_PATH
+from tests.conftest import TOKEN_SECRET, WEBHOOK_SECRET
+from tests.factories import make_stores
+from tests.webhooks import payment_event
+from tests.ws_client import open_client
+
+NOBODY, VIEWER, OTHER, CREATOR, ADMIN, OVERLAY = "nobody", "viewer", "other_viewer", "creator", "admin", "overlay"
+PRINCIPALS = {VIEWER: ("bob", "viewer"), OTHER: ("carol", "viewer"), CREATOR: ("alice", "creator"),
+              ADMIN: ("root", "admin"), OVERLAY: ("alice", "overlay")}
+ORDER_OWNER = "bob"  # path {order_id} is one of bob's orders; {user_id} is bob; {creator_id} is alice
+
+
+def row(nobody: int, viewer: int, other: int, creator: int, admin: int, overlay: int) -> dict[str, int]:
+    return {NOBODY: nobody, VIEWER: viewer, OTHER: other, CREATOR: creator, ADMIN: admin, OVERLAY: overlay}
+
+
+def everyone(status: int) -> dict[str, int]:
+    return row(status, status, status, status, status, status)
+
+
+# (method, path) -> expected HTTP status per principal. Dev tokens and the sandbox are enabled
+# here (the test server's defaults); test_dev_routes_are_closed_in_production covers them off.
+MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "/healthz"): everyone(200),
+    ("GET", "/metrics"): row(401, 403, 403, 403, 200, 403),  # or GIFTCAST_METRICS_TOKEN (test_metrics.py)
+    ("POST", "/dev/tokens"): everyone(201),
+    ("GET", "/v1/catalog/bundles"): everyone(200),
+    ("GET", "/v1/catalog/gifts"): everyone(200),
+    ("GET", "/v1/me/wallet"): row(401, 200, 200, 200, 200, 403),
+    ("GET", "/v1/me/ledger"): row(401, 200, 200, 200, 200, 403),
+    ("GET", "/v1/me/orders"): row(401, 200, 200, 200, 200, 403),
+    ("POST", "/v1/orders"): row(401, 201, 201, 201, 403, 403),
+    ("GET", "/v1/orders/{order_id}"): row(401, 200, 404, 404, 200, 404),
+    ("POST", "/v1/live/open"): row(401, 403, 403, 200, 403, 403),
+    ("POST", "/v1/live/goal"): row(401, 403, 403, 200, 403, 403),  # walked while the room is open
+    ("POST", "/v1/live/close"): row(401, 403, 403, 200, 403, 403),
+    ("GET", "/v1/rooms/{creator_id}"): everyone(200),
+    ("GET", "/v1/admin/users/{user_id}/wallet"): row(401, 403, 403, 403, 200, 403),
+    ("POST", WEBHOOK_PATH): everyone(401),  # a bearer token is no webhook signature
+    ("POST", "/sandbox/checkout/{order_id}"): row(401, 202, 404, 404, 202, 404),
+}
+BODIES = {"/dev/tokens": {"user_id": "eve"}, "/v1/orders": {"bundle_id": "coins_70"}, "/v1/live/goal": {"diamonds": 100},
+          "/sandbox/checkout/{order_id}": {"outcome": "decline"}}
+
+
+def route_table() -> set[tuple[str, str]]:
+    return {(method, route.path) for route in routes for method in (route.methods or ()) if method != "HEAD"}
+
+
+def forge(claims: dict[str, Any], secret: str = TOKEN_SECRET) -> str:
+    """A token with arbitrary claims, signed like auth.mint_token signs."""
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    signed = "gc1." + b64(json.dumps(claims).encode())
+    return signed + "." + b64(hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest())
+
+
+def bad_tokens(server: Any) -> dict[str, str]:
+    """Name -> a token that must be refused, with the code it must get."""
+    now = int(time.time())
+    good = server.token("bob")
+    head, claims, sig = good.split(".")
+    admin_claims = base64.urlsafe_b64encode(json.dumps(
+        {"sub": "bob", "role": "admin", "aud": "giftcast", "iat": now, "exp": now + 600}).encode()).rstrip(b"=").decode()
+    return {
+        "token_invalid:tampered_role": f"{head}.{admin_claims}.{sig}",
+        "token_invalid:tampered_signature": f"{head}.{claims}.{sig[:-2]}AA",
+        "token_invalid:no_signature": f"{head}.{claims}.",
+        "token_invalid:other_secret": mint_token("not-the-secret", "bob", "admin", now=now, ttl_s=600),
+        "token_invalid:wrong_audience": forge({"sub": "bob", "role": "viewer", "aud": "other-app", "iat": now, "exp": now + 600}),
+        "token_invalid:unknown_role": forge({"sub": "bob", "role": "root", "aud": "giftcast", "iat": now, "exp": now + 600}),
+        "token_invalid:garbage": "gc1.e30.e30",
+        "token_expired:expired": server.token("bob", ttl_s=-1),
+        "token_expired:float_expiry": forge({"sub": "bob", "role": "admin", "aud": "giftcast", "iat": now, "exp": 1e18}),
+    }
+
+
+@pytest.fixture
+async def world(live_server, redis):
+    stores = make_stores(redis)
+    await stores.lives.set_state("alice", "open")
+    await stores.set_coins("bob", 100)
+    async with live_server.http(live_server.token(ORDER_OWNER)) as http:
+        order = (await http.post("/v1/orders", json={"bundle_id": "coins_70"})).json()
+    return {"order_id": order["id"], "user_id": "bob", "creator_id": "alice"}
+
+
+def test_every_route_is_in_the_matrix():
+    assert route_table() == set(MATRIX), "add the new route to MATRIX with its expected status per principal"
+
+
+async def test_the_authorization_matrix_holds_for_every_route_and_principal(live_server, world):
+    wrong = []
+    async with live_server.http() as http:
+        for (method, path), expected in MATRIX.items():
+            for principal, status in expected.items():
+                token = None if principal == NOBODY else live_server.token(*PRINCIPALS[principal])
+                response = await http.request(method, path.format(**world), json=BODIES.get(path),
+                                              headers={"authorization": f"Bearer {token}"} if token else {})
+                if response.status_code != status:
+                    wrong.append(f"{method} {path} as {principal}: {response.status_code} {response.text[:100]}")
+    assert wrong == []
+
+
+async def test_bad_tokens_are_refused_on_every_authenticated_route(live_server, world):
+    authenticated = [key for key, expected in MATRIX.items() if expected[NOBODY] == 401 and key[1] != WEBHOOK_PATH]
+    wrong = []
+    async with live_server.http() as http:
+        for name, token in bad_tokens(live_server).items():
+            code = name.split(":")[0]
+            for method, path in authenticated:
+                response = await http.request(method, path.format(**world), json=BODIES.get(path),
+                                              headers={"authorization": f"Bearer {token}"})
+                if (response.status_code, response.json()["error"]["code"]) != (401, code):
+                    wrong.append(f"{name} on {method} {path}: {response.status_code} {response.text[:100]}")
+    assert wrong == []
+
+
+async def test_bad_tokens_are_refused_at_the_websocket_handshake(live_server):
+    for name, token in bad_tokens(live_server).items():
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"{live_server.ws_url}?token={token}")
+        response = refused.value.response
+        assert (response.status_code, json.loads(response.body)["error"]["code"]) == (401, name.split(":")[0]), name
+
+
+# Frame -> reply per role ("t" of the reply, or the error code). Every frame type is here.
+FRAMES = {
+    "ping": {"t": "ping"},
+    "join_alice": {"t": "join", "room": "alice"},
+    "join_ann": {"t": "join", "room": "ann"},
+    "gift_alice": {"t": "gift", "room": "alice", "gift_id": "rose", "count": 1, "key": "k-alice"},
+    "gift_ann": {"t": "gift", "room": "ann", "gift_id": "rose", "count": 1, "key": "k-ann"},
+    "leave_alice": {"t": "leave", "room": "alice"},
+}
+FRAME_MATRIX = {  # frames run in FRAMES order on one connection per role; ann's room is closed
+    VIEWER: ["pong", "joined", "joined", "ack", "room_closed", "left"],
+    CREATOR: ["pong", "joined", "joined", "self_gift", "room_closed", "left"],
+    ADMIN: ["pong", "joined", "joined", "forbidden", "forbidden", "left"],
+    OVERLAY: ["pong", "joined", "forbidden", "forbidden", "not_in_room", "left"],
+}
+
+
+def test_every_frame_type_is_in_the_frame_matrix():
+    from server.codec import ClientFrame
+    assert {frame["t"] for frame in FRAMES.values()} == {cls.__name__.lower().replace("sendgift", "gift")
+                                                         for cls in ClientFrame.__args__}
+
+
+@pytest.mark.parametrize("role", FRAME_MATRIX)
+async def test_the_frame_matrix_holds_for_each_role(live_server, world, role):
+    client = await open_client(live_server.ws_url, live_server.token(*PRINCIPALS[role]))
+    got = []
+    for frame in FRAMES.values():
+        reply = await client.request(**frame)
+        got.append(reply["code"] if reply["t"] == "error" else reply["t"])
+    assert got == FRAME_MATRIX[role]
+    await client.close()
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1.evil.example"])
+async def test_cross_site_handshake_is_refused(live_server, origin):
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(live_server.ws_url, additional_headers={
+            "Origin": origin, "Authorization": f"Bearer {live_server.token('bob')}"})
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_listed_origin_is_allowed(start_server):
+    server = await start_server(allowed_origins=("https://app.example",))
+    ws = await connect(server.ws_url, additional_headers={
+        "Origin": "https://app.example", "Authorization": f"Bearer {server.token('bob')}"})
+    await ws.close()
+
+
+async def test_dev_routes_are_closed_in_production(start_server, world):
+    server = await start_server(dev_tokens=False, sandbox_payments=False)
+    async with server.http(server.token("root", "admin")) as http:
+        assert (await http.post("/dev/tokens", json={"user_id": "eve", "role": "admin"})).status_code == 404
+        assert (await http.post(f"/sandbox/checkout/{world['order_id']}")).status_code == 404
+
+
+async def test_a_captured_webhook_replayed_byte_for_byte_credits_nothing_more(live_server, world):
+    async with live_server.http(live_server.token("bob")) as http:
+        order = (await http.get(f"/v1/orders/{world['order_id']}")).json()
+    body = payment_event(order, "pay_captured")
+    headers = {signing.SIGNATURE_HEADER: signing.signature_header(WEBHOOK_SECRET, int(time.time()), body)}
+    async with live_server.http() as http:
+        first = await http.post(WEBHOOK_PATH, content=body, headers=headers)
+        replayed = [await http.post(WEBHOOK_PATH, content=body, headers=headers) for _ in range(3)]
+    assert first.json()["replay"] is False and all(r.json()["replay"] for r in replayed)
+    async with live_server.http(live_server.token("bob")) as http:
+        assert (await http.get("/v1/me/wallet")).json()["coins"] == 170
+
+
+@pytest.mark.parametrize("skew_s,code", [(-301, "stale_timestamp"), (301, "stale_timestamp"), (0, "bad_signature")])
+async def test_stale_future_or_re_bodied_webhooks_are_refused(live_server, world, skew_s, code):
+    async with live_server.http(live_server.token("bob")) as http:
+        order = (await http.get(f"/v1/orders/{world['order_id']}")).json()
+    body = payment_event(order, "pay_x")
+    header = signing.signature_header(WEBHOOK_SECRET, int(time.time()) + skew_s, body)
+    if code == "bad_signature":  # a valid signature, moved onto a body the provider never sent
+        body = body.replace(b'"pay_x"', b'"pay_y"')
+    async with live_server.http() as http:
+        response = await http.post(WEBHOOK_PATH, content=body, headers={signing.SIGNATURE_HEADER: header})
+    assert (response.status_code, response.json()["error"]["code"]) == (401, code)
+    async with live_server.http(live_server.token("bob")) as http:
+        assert (await http.get(f"/v1/orders/{world['order_id']}")).json()["status"] == "pending"
