@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 
 from server import signing
 from server.auth import mint_token
+from server.hooks_api import routes as hook_routes
 from server.http_api import routes
 from server.payments import WEBHOOK_PATH
 from tests.conftest import TOKEN_SECRET, WEBHOOK_SECRET
@@ -55,17 +56,22 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/live/open"): row(401, 403, 403, 200, 403, 403),
     ("POST", "/v1/live/goal"): row(401, 403, 403, 200, 403, 403),  # walked while the room is open
     ("POST", "/v1/live/close"): row(401, 403, 403, 200, 403, 403),
+    ("POST", "/v1/live/overlay-token"): row(401, 403, 403, 201, 403, 403),
+    ("POST", "/v1/integrations/webhooks"): row(401, 403, 403, 201, 403, 403),
+    ("GET", "/v1/integrations/webhooks"): row(401, 403, 403, 200, 403, 403),
+    ("DELETE", "/v1/integrations/webhooks/{hook_id}"): row(401, 403, 403, 404, 403, 403),  # no such webhook
     ("GET", "/v1/rooms/{creator_id}"): everyone(200),
     ("GET", "/v1/admin/users/{user_id}/wallet"): row(401, 403, 403, 403, 200, 403),
     ("POST", WEBHOOK_PATH): everyone(401),  # a bearer token is no webhook signature
     ("POST", "/sandbox/checkout/{order_id}"): row(401, 202, 404, 404, 202, 404),
 }
 BODIES = {"/dev/tokens": {"user_id": "eve"}, "/v1/orders": {"bundle_id": "coins_70"}, "/v1/live/goal": {"diamonds": 100},
-          "/sandbox/checkout/{order_id}": {"outcome": "decline"}}
+          "/sandbox/checkout/{order_id}": {"outcome": "decline"},
+          "/v1/integrations/webhooks": {"url": "http://127.0.0.1:9/hook"}}
 
 
 def route_table() -> set[tuple[str, str]]:
-    return {(method, route.path) for route in routes for method in (route.methods or ()) if method != "HEAD"}
+    return {(method, route.path) for route in routes + hook_routes for method in (route.methods or ()) if method != "HEAD"}
 
 
 def forge(claims: dict[str, Any], secret: str = TOKEN_SECRET) -> str:
@@ -103,7 +109,7 @@ async def world(live_server, redis):
     await stores.set_coins("bob", 100)
     async with live_server.http(live_server.token(ORDER_OWNER)) as http:
         order = (await http.post("/v1/orders", json={"bundle_id": "coins_70"})).json()
-    return {"order_id": order["id"], "user_id": "bob", "creator_id": "alice"}
+    return {"order_id": order["id"], "user_id": "bob", "creator_id": "alice", "hook_id": "wh_0123456789abcdef"}
 
 
 def test_every_route_is_in_the_matrix():

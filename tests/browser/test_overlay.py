@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
 
 from server import keys
-from tests.browser.conftest import alerts_seen, record_alerts, screenshot, wait_for_alerts
+from tests.browser.conftest import record_alerts, screenshot, wait_for_alerts
 
 SENDERS = ("bob", "carol", "dave", "erin", "frank", "grace")
 
