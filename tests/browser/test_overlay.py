@@ -81,6 +81,7 @@ async def test_combo_taps_grow_one_alert(live_server, funded, overlay_url, open_
     for _ in range(5):
         await bob.gift(gift_id="rose")  # five taps, five keys
     await expect(page.locator(".alert-count")).to_have_text("× 5")
+    await expect(page.locator("#diamonds")).to_have_text("5")
     await screenshot(page, "overlay_combo", transparent=True)
     assert await wait_for_alerts(page, 1) == [("bob", "rose", 5)]
 
