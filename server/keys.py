@@ -16,7 +16,7 @@ to the room is one single-slot script. Orders are tagged with their buyer.
                                          way, N in 0..GIFT_PARTITIONS-1 (cluster; recovery's index)
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
-    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
+    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals, goal
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
     viewers:{u:ID}                hash   process id -> "count:deadline_ms", the room's viewers
@@ -35,6 +35,10 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     top:{u:ID}:week:YYYY-Www      zset   the creator's top gifters of an ISO week, by coins (expires)
     top:{u:ID}:all                zset   the creator's all-time top gifters, by coins
     rate:{u:ID}:gifts             string the sender's gift-rate state (GCRA: theoretical arrival, us)
+    hooks:{u:ID}                  hash   the creator's webhooks: hook id -> JSON config
+    hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
+    hook:{u:ID}:HOOK:lease        string which process is delivering it now (expires)
+    hooks:creators                set    creators with webhooks (no tag: read on its own)
 """
 
 from __future__ import annotations
@@ -159,3 +163,18 @@ def withdrawals(user_id: str) -> str:
 
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
+
+
+HOOK_CREATORS = "hooks:creators"
+
+
+def hooks(creator_id: str) -> str:
+    return "hooks:" + tag(creator_id)
+
+
+def hook_state(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id
+
+
+def hook_lease(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id + ":lease"

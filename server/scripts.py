@@ -77,6 +77,7 @@ class Scripts:
     adjust_balance: AsyncScript | TimedScript
     set_spend_limit: AsyncScript | TimedScript
     end_streaks: AsyncScript | TimedScript
+    hook_update: AsyncScript | TimedScript
 
     @classmethod
     def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:
