@@ -76,8 +76,8 @@ class Target:
             # A throughput run's senders would pass the platform's daily spending cap; caps are
             # one more counter in the same script, not what is measured.
             "GIFTCAST_SPEND_CAP_DAY_COINS": str(MAX_COINS), "GIFTCAST_SPEND_CAP_WEEK_COINS": str(MAX_COINS),
-            # Capacity, not policy: the per-user gift rate and per-connection frame rate are off.
-            "GIFTCAST_GIFT_RATE_PER_S": "0", "GIFTCAST_FRAME_RATE_PER_S": "0",
+            # Capacity, not policy: the per-user gift rate and the frame rates are off.
+            "GIFTCAST_GIFT_RATE_PER_S": "0", "GIFTCAST_FRAME_RATE_PER_S": "0", "GIFTCAST_USER_FRAME_RATE_PER_S": "0",
             "BENCH_GIFT_PRICES": json.dumps(ctx.gift_prices), **dict(self.env), **ctx.extra_env,
         }
         argv = self.argv()

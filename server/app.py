@@ -37,6 +37,7 @@ from server.order_store import OrderStore
 from server.pages import routes as page_routes
 from server.payouts_api import routes as payout_routes
 from server.payments import WEBHOOK_PATH, SandboxProvider
+from server.ratelimit import UserBuckets
 from server.redis_runtime import RedisRuntime
 from server.scripts import Scripts
 from server.services import Services
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> Starlette:
                 gifts=GiftService(catalog, gift_store, bank.profiles, require_birth_date=settings.require_birth_date),
                 hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
                 connections=AddressLimit(settings.max_connections_per_address), metrics=metrics, bank=bank,
+                user_frames=UserBuckets(settings.user_frame_rate_per_s, settings.user_frame_burst),
             )
             hub.attach_history(history, services.room_snapshot)
             await broker.start()

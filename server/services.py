@@ -28,6 +28,7 @@ from server.live_store import LiveStore
 from server.metrics import Metrics
 from server.order_store import OrderStore
 from server.payments import SandboxProvider
+from server.ratelimit import UserBuckets
 from server.session import Session
 from server.settings import Settings
 from server.viewers import ViewerCounter
@@ -58,6 +59,7 @@ class Services:
     connections: AddressLimit  # open WebSocket sessions per client address
     metrics: Metrics
     bank: Bank  # profiles, goods, withdrawals, grants, spending limits
+    user_frames: UserBuckets  # per-user frame-rate buckets, shared by a user's connections here
 
     async def room_snapshot(self, room: str) -> dict[str, Any]:
         """The room as a joiner first sees it, with the room-wide viewer count."""

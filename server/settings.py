@@ -104,6 +104,9 @@ class Settings:
     # Per-connection frame rate (in-process token bucket); 0 disables it.
     frame_rate_per_s: float = 100.0
     frame_burst: int = 200
+    # Per-user frame rate: one bucket shared by all of a user's connections to this process.
+    user_frame_rate_per_s: float = 200.0
+    user_frame_burst: int = 400
     # Frames refused for rate, without a one-second pause, before the connection is closed (1008).
     frame_flood_limit: int = 200
 
@@ -144,10 +147,12 @@ class Settings:
             raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
         if self.streak_window_ms < 1 or self.streak_sweep_ms < 1:
             raise ConfigError("GIFTCAST_STREAK_WINDOW_MS and GIFTCAST_STREAK_SWEEP_MS must be >= 1")
-        if self.gift_rate_per_s < 0 or self.frame_rate_per_s < 0:
-            raise ConfigError("GIFTCAST_GIFT_RATE_PER_S and GIFTCAST_FRAME_RATE_PER_S must be >= 0 (0: no limit)")
-        if min(self.gift_burst, self.frame_burst, self.frame_flood_limit) < 1:
-            raise ConfigError("GIFTCAST_GIFT_BURST, GIFTCAST_FRAME_BURST and GIFTCAST_FRAME_FLOOD_LIMIT must be >= 1")
+        if min(self.gift_rate_per_s, self.frame_rate_per_s, self.user_frame_rate_per_s) < 0:
+            raise ConfigError("GIFTCAST_GIFT_RATE_PER_S, GIFTCAST_FRAME_RATE_PER_S and GIFTCAST_USER_FRAME_RATE_PER_S "
+                              "must be >= 0 (0: no limit)")
+        if min(self.gift_burst, self.frame_burst, self.user_frame_burst, self.frame_flood_limit) < 1:
+            raise ConfigError("GIFTCAST_GIFT_BURST, GIFTCAST_FRAME_BURST, GIFTCAST_USER_FRAME_BURST and "
+                              "GIFTCAST_FRAME_FLOOD_LIMIT must be >= 1")
 
     def with_overrides(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -223,5 +228,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "gift_burst": ("GIFTCAST_GIFT_BURST", "gifts a user may send at once before the rate applies"),
     "frame_rate_per_s": ("GIFTCAST_FRAME_RATE_PER_S", "WebSocket messages per second per connection (0: no limit)"),
     "frame_burst": ("GIFTCAST_FRAME_BURST", "messages a connection may send at once before the rate applies"),
+    "user_frame_rate_per_s": ("GIFTCAST_USER_FRAME_RATE_PER_S",
+                              "WebSocket messages per second per user, all its connections to one process (0: no limit)"),
+    "user_frame_burst": ("GIFTCAST_USER_FRAME_BURST", "messages a user's connections to one process may send at once"),
     "frame_flood_limit": ("GIFTCAST_FRAME_FLOOD_LIMIT", "rate-refused messages without a 1 s pause before close 1008"),
 }

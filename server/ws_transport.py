@@ -29,7 +29,8 @@ after the in-flight ones finish. Messages read but not yet started when the sock
 dropped: the client never got an answer and retries with its idempotency key.
 
 Rate: each message takes a token from the connection's bucket (`ratelimit.FrameLimiter`,
-settings `frame_rate_per_s`/`frame_burst`); a message finding it empty is not processed and gets
+settings `frame_rate_per_s`/`frame_burst`), then from its user's (`handler.frame_bucket`, shared
+by the user's connections to this process); a message finding one empty is not processed and gets
 a `rate_limited` error frame (with its id when readable, and `retry_after_ms`); after
 `frame_flood_limit` such refusals without a one-second pause, close 1008 (policy violation).
 
@@ -63,7 +64,7 @@ from server.connection import (
     CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
 )
 from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, RateLimited, Unauthorized, Unavailable
-from server.ratelimit import Admit, FrameLimiter
+from server.ratelimit import Admit, FrameLimiter, TokenBucket
 from server.settings import Settings
 
 __all__ = [
@@ -81,6 +82,8 @@ DEFAULT_FORMAT = "msgpack"
 
 
 class SessionHandler(TypingProtocol):
+    frame_bucket: TokenBucket | None  # the user's frame-rate bucket in this process, if limited
+
     def on_message(self, message: bytes | str) -> Awaitable[None]: ...
     def on_close(self) -> Awaitable[None] | None: ...
 
@@ -224,6 +227,7 @@ class WebSocketTransport(asyncio.Protocol):
             self._reject(GiftcastError())
             return
         self.handler = handler
+        self._limiter.share(handler.frame_bucket)
         self._send_response(response)
         self.connection.mark_open()
         self._schedule_ping()

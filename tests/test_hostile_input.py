@@ -59,7 +59,7 @@ async def replies(ws: Any, count: int) -> list[dict[str, Any]]:
 
 
 async def test_adversarial_frames_get_one_reply_each_and_move_only_acknowledged_coins(start_server, stores):
-    live_server = await start_server(frame_rate_per_s=0, gift_rate_per_s=0)  # this test is not about rates
+    live_server = await start_server(frame_rate_per_s=0, user_frame_rate_per_s=0, gift_rate_per_s=0)  # not about rates
     victim = await open_client(live_server.ws_url, live_server.token("carol"), join=("alice",))
     ws = await connect(f"{live_server.ws_url}?token={live_server.token('mallory')}")
     messages = list(adversarial_messages(seed=7, count=1200, rooms=ROOMS, keys=KEYS))
@@ -106,7 +106,8 @@ async def test_oversized_message_closes_only_that_connection_with_1009(start_ser
 
 
 async def test_a_client_flooding_requests_without_reading_is_cut_with_4008_and_others_are_served(start_server, stores):
-    server = await start_server(outbox_limit_bytes=32 * 1024, frame_rate_per_s=0)  # a reader, not a rate, problem
+    server = await start_server(outbox_limit_bytes=32 * 1024, frame_rate_per_s=0,
+                                user_frame_rate_per_s=0)  # a reader, not a rate, problem
     victim = await open_client(server.ws_url, server.token("carol"), join=("alice",))
     # The flooder: a tiny receive buffer, and a client that stops reading after one message.
     sock = socket.socket()
@@ -205,7 +206,8 @@ async def test_server_memory_stays_flat_over_a_long_adversarial_run(valkey_url, 
     """RSS of a real server process after a warm-up vs after 4x more adversarial traffic and
     connection churn. A leak of a few hundred bytes per message or a few KB per connection
     would show; the bound leaves room for allocator noise."""
-    with server_process(tmp_path, REDIS_URL=valkey_url, GIFTCAST_FRAME_RATE_PER_S="0") as proc:
+    with server_process(tmp_path, REDIS_URL=valkey_url, GIFTCAST_FRAME_RATE_PER_S="0",
+                        GIFTCAST_USER_FRAME_RATE_PER_S="0") as proc:
         token = mint_token(TOKEN_SECRET, "mallory", "viewer", now=int(time.time()), ttl_s=600)
 
         async def churn(seed: int) -> None:

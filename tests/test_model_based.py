@@ -272,7 +272,7 @@ async def server_state(h: Harness) -> dict[str, Any]:
 
 async def run_machine(start_server: Callable[..., Awaitable[LiveServer]], redis: Any, **profile: Any) -> None:
     # Rate limits are time-based, which the model is not: off here (tests/test_ratelimit.py has them).
-    harness = Harness(await start_server(gift_rate_per_s=0, frame_rate_per_s=0), redis, asyncio.get_running_loop())
+    harness = Harness(await start_server(gift_rate_per_s=0, frame_rate_per_s=0, user_frame_rate_per_s=0), redis, asyncio.get_running_loop())
     try:
         await asyncio.to_thread(
             run_state_machine_as_test, machine_for(harness),

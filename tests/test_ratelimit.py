@@ -14,7 +14,7 @@ from server.auth import Principal
 from server.codec import SendGift
 from server.economy import price_gift
 from server.errors import InsufficientFunds, RateLimited
-from server.ratelimit import FLOOD_PAUSE_S, Admit, FrameLimiter, TokenBucket
+from server.ratelimit import FLOOD_PAUSE_S, Admit, FrameLimiter, TokenBucket, UserBuckets
 from server.settings import Settings
 from tests.factories import make_split_gifts, make_stores
 from tests.ws_client import JSON
@@ -56,6 +56,32 @@ def test_a_refusal_tells_when_to_retry():
 def test_rate_zero_admits_everything():
     limiter = FrameLimiter(rate_per_s=0, burst=1, flood_limit=1, now=0.0)
     assert {limiter.admit(0.0) for _ in range(1000)} == {Admit.ACCEPT}
+
+
+def test_a_users_connections_share_one_bucket():
+    users = UserBuckets(rate_per_s=0.01, burst=3)
+    first, second = (FrameLimiter(rate_per_s=100, burst=100, flood_limit=10, now=0.0) for _ in range(2))
+    first.share(users.acquire("bob", 0.0))
+    second.share(users.acquire("bob", 0.0))
+    assert [first.admit(0.0), first.admit(0.0), second.admit(0.0), second.admit(0.0)] == [Admit.ACCEPT] * 3 + [Admit.REFUSE]
+    other = FrameLimiter(rate_per_s=100, burst=100, flood_limit=10, now=0.0)
+    other.share(users.acquire("carol", 0.0))
+    assert other.admit(0.0) is Admit.ACCEPT
+
+
+def test_a_users_bucket_lives_until_its_last_connection_closes():
+    users = UserBuckets(rate_per_s=1, burst=1)
+    bucket = users.acquire("bob", 0.0)
+    assert users.acquire("bob", 0.0) is bucket
+    users.release("bob")
+    assert len(users) == 1 and users.acquire("bob", 0.0) is bucket
+    for _ in range(2):
+        users.release("bob")
+    assert len(users) == 0 and users.acquire("bob", 0.0) is not bucket
+
+
+def test_user_rate_zero_gives_no_bucket():
+    assert UserBuckets(rate_per_s=0, burst=1).acquire("bob", 0.0) is None
 
 
 # --- frames over a real WebSocket (our transport, echo handler) ---------------------------------
@@ -105,6 +131,16 @@ async def test_a_flooding_connection_does_not_limit_the_others(start_ws_server):
         await calm.send(ping(2))
         assert [f["t"] for f in await replies(calm, 2)] == ["echo", "echo"]
     assert flooder.close_code == 1008
+
+
+async def test_a_users_connections_share_the_per_user_rate_and_other_users_are_not_limited(
+        start_server, open_room, open_client):
+    server = await start_server(user_frame_rate_per_s=0.01, user_frame_burst=6)  # per connection: the defaults
+    bobs = [await open_client(server, "bob") for _ in range(2)]  # each join takes one of bob's 6
+    replies = await asyncio.gather(*(bob.request(t="ping") for bob in bobs for _ in range(3)))
+    assert sorted(r.get("code", r["t"]) for r in replies) == ["pong"] * 4 + ["rate_limited"] * 2
+    carol = await open_client(server, "carol")
+    assert [(await carol.request(t="ping"))["t"] for _ in range(5)] == ["pong"] * 5  # her own 6, less the join
 
 
 # --- gifts per user, in Redis --------------------------------------------------------------------
