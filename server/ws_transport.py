@@ -32,7 +32,9 @@ Rate: each message takes a token from the connection's bucket (`ratelimit.FrameL
 settings `frame_rate_per_s`/`frame_burst`), then from its user's (`handler.frame_bucket`, shared
 by the user's connections to this process); a message finding one empty is not processed and gets
 a `rate_limited` error frame (with its id when readable, and `retry_after_ms`); after
-`frame_flood_limit` such refusals without a one-second pause, close 1008 (policy violation).
+`frame_flood_limit` such refusals without a one-second pause, the connection reads no more and,
+once the requests already running or waiting have replied (as on shutdown), closes with 1008
+(policy violation): a flooder is told the outcome of every request that moved money.
 
 Heartbeat: a ping every `ping_interval_s`; no pong within `ping_timeout_s` → close 1011.
 Shutdown: uvicorn calls `shutdown()` on SIGTERM: reading stops, in-flight handlers finish,
@@ -139,7 +141,9 @@ class WebSocketTransport(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._fragment_opcode: Opcode | None = None
         self._reading_paused = False
-        self._shutting_down = False
+        # Set when the connection is to close once its in-flight handlers finish (their replies
+        # go out first): (1012, ...) on shutdown, (1008, ...) for a flooding client.
+        self._closing: tuple[int, str] | None = None
         self._lost = False
         self._on_close_called = False
         # One timer per connection: either "send the next ping" or "the pong is overdue".
@@ -277,8 +281,8 @@ class WebSocketTransport(asyncio.Protocol):
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
         assert self.connection is not None
-        if self.protocol.state is not OPEN or self.handler is None:
-            return  # after our close frame: the client will resend after reconnecting
+        if self.protocol.state is not OPEN or self.handler is None or self._closing is not None:
+            return  # closing (or closed): the client will resend after reconnecting
         message: bytes | str
         if opcode is Opcode.TEXT:
             try:
@@ -303,7 +307,9 @@ class WebSocketTransport(asyncio.Protocol):
         assert self.connection is not None
         if admit is Admit.FLOOD:
             log.info("WebSocket client %s floods past the frame rate; closing", self.connection.remote_address)
-            self.connection.fail(CLOSE_POLICY_VIOLATION, "message rate limit exceeded")
+            self._closing = (CLOSE_POLICY_VIOLATION, "message rate limit exceeded")
+            self._stop_heartbeat()
+            self._drain_then_close()
             return
         error = RateLimited("too many messages; slow down",
                             retry_after_ms=math.ceil(self._limiter.retry_after_s * 1000))
@@ -332,8 +338,8 @@ class WebSocketTransport(asyncio.Protocol):
             self._update_reading()
         elif self._lost:
             self._call_on_close()
-        elif self._shutting_down:
-            self._close_for_restart()
+        elif self._closing is not None:
+            self._close_drained()
         else:
             self._update_reading()
 
@@ -341,7 +347,7 @@ class WebSocketTransport(asyncio.Protocol):
         """Pause reading at the in-flight limit or while draining for shutdown; resume otherwise."""
         assert self.transport is not None
         busy = len(self._inflight) >= self.max_inflight or bool(self._backlog)
-        draining = self._shutting_down and self.protocol.state is OPEN
+        draining = self._closing is not None and self.protocol.state is OPEN
         pause = busy or draining
         if pause == self._reading_paused or self.transport.is_closing():
             return
@@ -405,23 +411,28 @@ class WebSocketTransport(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown (uvicorn, SIGTERM): finish in-flight messages, then close 1012."""
-        if self._shutting_down or self._lost:
+        if self._closing is not None or self._lost:
             return
-        self._shutting_down = True
+        self._closing = (CLOSE_SERVICE_RESTART, "service restart")
         self._stop_heartbeat()
         if self.protocol.state is CONNECTING:
             if not self.protocol.eof_sent:
                 self._reject(Unavailable("server is restarting"))
             return
         if self.protocol.state is OPEN:
-            if self._inflight or self._backlog:
-                self._update_reading()  # no new messages; the last handler to finish closes
-            else:
-                self._close_for_restart()
+            self._drain_then_close()
 
-    def _close_for_restart(self) -> None:
-        assert self.connection is not None
-        self.connection.close(CLOSE_SERVICE_RESTART, "service restart")
+    def _drain_then_close(self) -> None:
+        """Read no new messages; close (`self._closing`) once the handlers running or waiting
+        have replied."""
+        if self._inflight or self._backlog:
+            self._update_reading()  # the last handler to finish closes
+        else:
+            self._close_drained()
+
+    def _close_drained(self) -> None:
+        assert self.connection is not None and self._closing is not None
+        self.connection.close(*self._closing)
         self._update_reading()  # read again: the client's close frame completes the handshake
 
 
