@@ -30,6 +30,9 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     withdrawals:{u:ID}            zset   the creator's withdrawal ids by creation time
     review:withdrawals            zset   withdrawals awaiting an admin, by creation time (an index
                                          written after the script, not money: see withdrawal_store)
+    locked:accounts               zset   user id -> ms locked: accounts a reversed payment left
+                                         negative, for admins (an index written after the script:
+                                         see locked_accounts)
 """
 
 from __future__ import annotations
@@ -133,3 +136,4 @@ def withdrawals(user_id: str) -> str:
 
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
+LOCKED_ACCOUNTS = "locked:accounts"

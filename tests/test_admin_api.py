@@ -59,9 +59,13 @@ async def test_viewers_cannot_grant(live_server):
     assert response.status_code == 403
 
 
-async def order_status(server, order_id, status):
+async def order_has(server, order_id, field, value):
     async with admin(server) as http:
-        return (await http.get(f"/v1/orders/{order_id}")).json()["status"] == status
+        return (await http.get(f"/v1/orders/{order_id}")).json().get(field) == value
+
+
+async def order_status(server, order_id, status):
+    return await order_has(server, order_id, "status", status)
 
 
 async def test_admin_refund_through_the_sandbox_removes_unspent_coins(live_server, redis):
@@ -88,6 +92,49 @@ async def test_a_chargeback_after_spending_locks_the_account_visibly(live_server
         wallet = (await http.get("/v1/admin/users/bob/wallet")).json()
     assert (wallet["coins"], wallet["locked"]) == (-597, f"chargeback:{order['id']}")
     assert (await audit(redis)).ok
+
+
+async def test_admins_list_the_locked_accounts_and_the_user_sees_why(live_server, redis):
+    order = await make_stores(redis).lock_by_chargeback("bob")
+    async with admin(live_server) as http:
+        listed = (await http.get("/v1/admin/locked-accounts")).json()["accounts"]
+    async with live_server.http(live_server.token("bob")) as http:
+        wallet = (await http.get("/v1/me/wallet")).json()
+    assert [(r["user_id"], r["coins"], r["locked"]) for r in listed] == [("bob", -700, f"chargeback:{order['id']}")]
+    assert (wallet["coins"], wallet["locked"]) == (-700, f"chargeback:{order['id']}")
+
+
+async def test_an_admin_write_off_settles_a_locked_account(live_server, redis):
+    await make_stores(redis).lock_by_chargeback("bob")
+    async with admin(live_server) as http:
+        written_off = await http.post("/v1/admin/users/bob/adjustments", json={
+            "unit": "coins", "delta": 700, "reason": "write-off", "key": "wo1"})
+        listed = (await http.get("/v1/admin/locked-accounts")).json()["accounts"]
+        wallet = (await http.get("/v1/admin/users/bob/wallet")).json()
+    assert (written_off.status_code, listed, wallet["coins"], wallet["locked"]) == (201, [], 0, None)
+    assert (await audit(redis)).ok
+
+
+async def test_a_partial_refund_through_the_sandbox_removes_that_share(live_server, redis):
+    order = await make_stores(redis).paid_order("bob")  # 707 coins for 999 cents
+    async with admin(live_server) as http:
+        response = await http.post(f"/v1/admin/orders/{order['id']}/refund", json={"amount": 300})
+        await wait_until(lambda: order_has(live_server, order["id"], "reversed_amount", 300))
+        rest = await http.post(f"/v1/admin/orders/{order['id']}/refund", json={})
+        await wait_until(lambda: order_status(live_server, order["id"], "refunded"))
+        too_much = await http.post(f"/v1/admin/orders/{order['id']}/refund", json={"amount": 1})
+        wallet = (await http.get("/v1/admin/users/bob/wallet")).json()
+    assert (response.status_code, response.json()["amount"], rest.json()["amount"]) == (202, 300, 699)
+    assert (too_much.status_code, wallet["coins"]) == (409, 0)  # wholly refunded: nothing is left
+    assert (await audit(redis)).ok
+
+
+@pytest.mark.parametrize("amount", [0, 1000, "300", 2.5])
+async def test_a_refund_of_more_than_is_left_or_not_an_amount_is_refused(live_server, redis, amount):
+    order = await make_stores(redis).paid_order("bob")
+    async with admin(live_server) as http:
+        response = await http.post(f"/v1/admin/orders/{order['id']}/refund", json={"amount": amount})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_field")
 
 
 async def test_refunds_need_the_admin_and_a_paid_order(live_server, redis):
@@ -139,7 +186,8 @@ async def test_a_refund_redelivered_while_the_buyer_spends_is_applied_once(live_
 
 @pytest.mark.parametrize("change,status,code", [
     ({"reversal_id": ""}, 400, "invalid_field"),
-    ({"amount": 1}, 400, "invalid_field"),
+    ({"amount": 1000}, 400, "invalid_field"),  # more than was paid (999)
+    ({"amount": 0}, 400, "invalid_field"),
     ({"payment_id": "pay_other"}, 409, "order_state"),
 ])
 async def test_bad_refund_webhooks_change_nothing(live_server, redis, change, status, code):
@@ -162,7 +210,7 @@ ADMIN_ROUTES = [
     ("GET", "/v1/admin/users/alice/withdrawals"), ("GET", "/v1/admin/withdrawals"),
     ("POST", "/v1/admin/withdrawals/alice.0123456789abcdef/approve"),
     ("POST", "/v1/admin/withdrawals/alice.0123456789abcdef/reject"),
-    ("POST", "/v1/admin/orders/bob.0123456789abcdef/refund"),
+    ("POST", "/v1/admin/orders/bob.0123456789abcdef/refund"), ("GET", "/v1/admin/locked-accounts"),
 ]
 
 

@@ -60,6 +60,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/me/withdrawals"): row(401, 403, 403, 200, 403, 403),
     ("GET", "/v1/withdrawals/{withdrawal_id}"): row(401, 404, 404, 200, 200, 404),
     ("GET", "/v1/admin/withdrawals"): row(401, 403, 403, 403, 200, 403),
+    ("GET", "/v1/admin/locked-accounts"): row(401, 403, 403, 403, 200, 403),
     ("GET", "/v1/admin/users/{user_id}/withdrawals"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/v1/admin/withdrawals/{withdrawal_id}/reject"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/v1/admin/withdrawals/{withdrawal_id}/approve"): row(401, 403, 403, 403, 409, 403),  # rejected
