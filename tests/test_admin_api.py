@@ -12,6 +12,7 @@ from server.audit import audit
 from server.payments import WEBHOOK_PATH
 from tests.conftest import WEBHOOK_SECRET, wait_until
 from tests.factories import make_stores
+from tests.webhooks import deliver, payment_event
 
 
 def admin(server):
@@ -157,10 +158,10 @@ async def test_disputes_are_off_without_the_sandbox(start_server, redis):
         assert (await http.post(f"/sandbox/chargeback/{order['id']}", json={})).status_code == 404
 
 
-def refund_event(order, reversal_id="re_1", kind="payment.refunded"):
+def refund_event(order, reversal_id="re_1", kind="payment.refunded", amount=None):
     body = json.dumps({"id": "evt_r", "type": kind, "created": 0, "data": {
         "payment_id": order["payment_id"], "order_id": order["id"], "reversal_id": reversal_id,
-        "amount": order["price"], "currency": order["currency"]}}).encode()
+        "amount": order["price"] if amount is None else amount, "currency": order["currency"]}}).encode()
     header = signing.signature_header(WEBHOOK_SECRET, int(time.time()), body)
     return {"content": body, "headers": {"giftcast-signature": header, "content-type": "application/json"}}
 
@@ -181,6 +182,28 @@ async def test_a_refund_redelivered_while_the_buyer_spends_is_applied_once(live_
     assert wallet["coins"] == -99 * bought and (wallet["locked"] is not None) == (bought > 0)
     assert all(r.json()["error"]["code"] in ("account_locked", "insufficient_funds")
                for r in responses[5:] if r.status_code != 201)
+    assert (await audit(redis)).ok
+
+
+async def test_payment_redeliveries_racing_partial_refunds_credit_once_and_remove_each_share_once(live_server,
+                                                                                                  redis):
+    """The payment redelivered 5 times while two partial refunds (300 and 200 of 999 cents) are
+    each delivered 3 times, all at once: one credit, each refund's share removed once."""
+    order = await make_stores(redis).paid_order("bob")  # 707 coins
+    payment = payment_event(order, order["payment_id"])
+    async with live_server.http() as provider, live_server.http(live_server.token("bob")) as buyer:
+        responses = await asyncio.gather(
+            *(deliver(provider, payment, WEBHOOK_SECRET) for _ in range(5)),
+            *(provider.post(WEBHOOK_PATH, **refund_event(order, f"re_{amount}", amount=amount))
+              for amount in (300, 200) for _ in range(3)))
+        wallet = (await buyer.get("/v1/me/wallet")).json()
+        ledger = (await buyer.get("/v1/me/ledger", params={"limit": 100})).json()["entries"]
+    assert [r.status_code for r in responses] == [200] * 11
+    assert all(r.json()["replay"] for r in responses[:5])
+    assert sorted(r.json()["replay"] for r in responses[5:]) == [False, False, True, True, True, True]
+    removed = sorted(e["delta"] for e in ledger if e["kind"] == "refund")
+    assert removed in ([-213, -141], [-212, -142])  # 300 first: ceil(707*300/999), or 200 first
+    assert ([e["kind"] for e in ledger].count("recharge"), wallet["coins"]) == (1, 707 - 354)  # ceil(707*500/999)
     assert (await audit(redis)).ok
 
 

@@ -225,7 +225,7 @@ async def test_a_partial_refund_removes_that_share_of_the_coins(stores):
     assert (stored["status"], stored["reversed_amount"], stored["reversals"]) == (
         "paid", 500, {"re_1": {"amount": 500, "coins": 354}})
     entry = (await stores.wallets.ledger("bob"))[0]
-    assert (entry["kind"], entry["delta"], entry["amount"], entry["currency"]) == ("refund", -354, "500", "USD")
+    assert (entry["kind"], entry["delta"], entry["amount"], entry["currency"]) == ("refund", -354, 500, "USD")
 
 
 async def test_partial_refunds_adding_up_to_the_payment_remove_every_coin(stores):
