@@ -1,6 +1,6 @@
 """HTTP routes for admins (and the sandbox's disputes): profiles, reward grants, balance
-adjustments, the locked accounts, refunds and chargebacks (whole or partial). Every admin
-route requires the admin role.
+adjustments, the locked accounts, rate versions published at run time, refunds and
+chargebacks (whole or partial). Every admin route requires the admin role.
 Route table: `routes` (app.py adds it to http_api's).
 
 Refunds and chargebacks are the payment provider's events (`payment.refunded`,
@@ -23,6 +23,7 @@ from server.errors import InvalidField, NotFound, OrderState
 from server.http_api import _int_param, _json_body, _own_order, _principal, _require_role, _services
 from server.locked_accounts import list_locked
 from server.profiles import profile_changes
+from server.rates import rate_change
 
 __all__ = ["routes"]
 
@@ -101,12 +102,32 @@ async def locked(request: Request) -> Response:
     return JSONResponse({"accounts": await list_locked(services.redis, limit=limit)})
 
 
+async def list_rates(request: Request) -> Response:
+    """Every rate version of every region, in force, past or scheduled, oldest first."""
+    _require_role(_principal(request), "admin")
+    table = await _services(request).bank.rates.table()
+    return JSONResponse({"rates": {region: [rate.to_wire() for rate in history]
+                                   for region, history in table.versions.items()}})
+
+
+async def publish_rate(request: Request) -> Response:
+    """{"region", "rate_bp", "cash_per_1000_diamonds", "from"?}: the region's next version,
+    taking effect at `from` (ms; default and earliest: GIFTCAST_RATE_REFRESH_S + 1 s from now)."""
+    admin = _principal(request)
+    _require_role(admin, "admin")
+    book = _services(request).bank.rates
+    rate = await book.publish(rate_change(await book.table(), await _json_body(request)), admin=admin.user_id)
+    return JSONResponse(rate.to_wire(), status_code=201)
+
+
 routes = [
     Route("/v1/admin/users/{user_id}/profile", get_profile),
     Route("/v1/admin/users/{user_id}/profile", set_profile, methods=["PUT"]),
     Route("/v1/admin/users/{user_id}/rewards", grant, methods=["POST"]),
     Route("/v1/admin/users/{user_id}/adjustments", grant, methods=["POST"]),
     Route("/v1/admin/locked-accounts", locked),
+    Route("/v1/admin/rates", list_rates),
+    Route("/v1/admin/rates", publish_rate, methods=["POST"]),
     Route("/v1/admin/orders/{order_id}/refund", refund, methods=["POST"]),
     Route("/sandbox/chargeback/{order_id}", chargeback, methods=["POST"]),
 ]

@@ -33,6 +33,8 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     locked:accounts               zset   user id -> ms locked: accounts a reversed payment left
                                          negative, for admins (an index written after the script:
                                          see locked_accounts)
+    rates:published               hash   rate versions admins published at run time (not money:
+                                         see rate_store, publish_rate.lua)
 """
 
 from __future__ import annotations
@@ -137,3 +139,4 @@ def withdrawals(user_id: str) -> str:
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
 LOCKED_ACCOUNTS = "locked:accounts"
+PUBLISHED_RATES = "rates:published"

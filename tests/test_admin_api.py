@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from server import signing
+from server import keys, signing
 from server.audit import audit
 from server.payments import WEBHOOK_PATH
 from tests.conftest import WEBHOOK_SECRET, wait_until
-from tests.factories import make_stores
+from tests.factories import make_stores, now_ms
 from tests.webhooks import deliver, payment_event
 
 
@@ -138,6 +138,41 @@ async def test_a_refund_of_more_than_is_left_or_not_an_amount_is_refused(live_se
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_field")
 
 
+async def test_a_rate_an_admin_publishes_applies_to_later_gifts_and_withdrawals(start_server, open_client, redis):
+    server = await start_server(rate_refresh_s=0.2)  # a version may take effect 1.2 s after publishing
+    stores = make_stores(redis)
+    await stores.set_coins("bob", 100)
+    await stores.set_diamonds("alice", 10_000)
+    await stores.lives.set_state("alice", "open")
+    sender = await open_client(server, "bob")
+    async with admin(server) as http, server.http(server.token("alice", "creator")) as creator:
+        published = await http.post("/v1/admin/rates", json={"region": "US", "rate_bp": 5_000,
+                                                              "cash_per_1000_diamonds": 250})
+        rate = published.json()
+        before = (await sender.gift(gift_id="panda"))["receipt"]
+        assert now_ms() < rate["from_ms"], "the machine was too slow to gift before the new rate"
+        await wait_until(lambda: now_ms() >= rate["from_ms"])
+        after = (await sender.gift(gift_id="panda"))["receipt"]
+        withdrawal = (await creator.post("/v1/withdrawals", json={"diamonds": 2_000, "key": "w1"})).json()
+        in_force = (await http.get("/v1/catalog/rates", params={"region": "US"})).json()
+        listed = (await http.get("/v1/admin/rates")).json()["rates"]
+    assert (published.status_code, rate["version"], rate["currency"]) == (201, 2, "USD")
+    assert (before["rate_bp"], after["rate_bp"], after["diamonds_credited"]) == (10_000, 5_000, 2)
+    assert (withdrawal["rate_version"], withdrawal["cash"], in_force["version"]) == (2, 500, 2)
+    assert [r["version"] for r in listed["US"]] == [1, 2] and [r["version"] for r in listed["GB"]] == [1]
+    received = [e["rate_version"] for e in await stores.wallets.ledger("alice") if e["kind"] == "gift_received"]
+    assert received == [2, 1]  # newest first
+
+
+@pytest.mark.parametrize("body", [{}, {"region": "US", "rate_bp": 5_000},
+                                  {"region": "US", "rate_bp": 5_000, "cash_per_1000_diamonds": 250, "from": 1}])
+async def test_a_bad_rate_is_refused_and_publishes_nothing(live_server, redis, body):
+    async with admin(live_server) as http:
+        response = await http.post("/v1/admin/rates", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_field")
+    assert await redis.hgetall(keys.PUBLISHED_RATES) == {}
+
+
 async def test_refunds_need_the_admin_and_a_paid_order(live_server, redis):
     stores = make_stores(redis)
     order = await stores.paid_order("bob")
@@ -234,6 +269,7 @@ ADMIN_ROUTES = [
     ("POST", "/v1/admin/withdrawals/alice.0123456789abcdef/approve"),
     ("POST", "/v1/admin/withdrawals/alice.0123456789abcdef/reject"),
     ("POST", "/v1/admin/orders/bob.0123456789abcdef/refund"), ("GET", "/v1/admin/locked-accounts"),
+    ("GET", "/v1/admin/rates"), ("POST", "/v1/admin/rates"),
 ]
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from server.audit import audit
-from server.errors import ConfigError
+from server.errors import ConfigError, InvalidField
+from server.rates import Rate, rate_change
 from tests.conftest import wait_until
 from tests.factories import catalog_file, catalog_with, make_stores, now_ms, rate_toml
 
@@ -74,3 +75,35 @@ async def test_a_new_rate_version_applies_to_later_gifts_and_withdrawals_only(st
 
 async def withdrawal_paid(admin, withdrawal_id):
     return (await admin.get(f"/v1/withdrawals/{withdrawal_id}")).json()["status"] == "paid"
+
+
+@pytest.mark.parametrize("data", [
+    {"region": "XX", "rate_bp": 8000, "cash_per_1000_diamonds": 400},
+    {"rate_bp": 8000, "cash_per_1000_diamonds": 400},
+    {"region": "US", "rate_bp": -1, "cash_per_1000_diamonds": 400},
+    {"region": "US", "rate_bp": 1_000_001, "cash_per_1000_diamonds": 400},
+    {"region": "US", "rate_bp": 8000.5, "cash_per_1000_diamonds": 400},
+    {"region": "US", "rate_bp": 8000},
+    {"region": "US", "rate_bp": 8000, "cash_per_1000_diamonds": "400"},
+    {"region": "US", "rate_bp": 8000, "cash_per_1000_diamonds": 400, "from": "tomorrow"},
+    {"region": "US", "rate_bp": 8000, "cash_per_1000_diamonds": 400, "from": True},
+])
+def test_bad_rate_changes_are_invalid_fields(data):
+    with pytest.raises(InvalidField):
+        rate_change(catalog_with("").rates, data)
+
+
+def test_published_versions_join_the_catalogs():
+    table = catalog_with("").rates
+    v2 = Rate("US", 2, T, 8000, 400, "USD")
+    merged = table.with_published([v2])
+    assert (merged.current("US", T - 1).version, merged.current("US", T), merged.latest("US")) == (1, v2, v2)
+
+
+@pytest.mark.parametrize("published", [
+    [Rate("US", 1, None, 9000, 500, "USD")],  # the catalog's v1, different
+    [Rate("US", 2, T, 8000, 400, "USD"), Rate("US", 3, T - 1, 8000, 400, "USD")],  # v3 before v2
+])
+def test_published_versions_that_contradict_are_refused(published):
+    with pytest.raises(ValueError):
+        catalog_with("").rates.with_published(published)

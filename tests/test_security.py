@@ -61,6 +61,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/withdrawals/{withdrawal_id}"): row(401, 404, 404, 200, 200, 404),
     ("GET", "/v1/admin/withdrawals"): row(401, 403, 403, 403, 200, 403),
     ("GET", "/v1/admin/locked-accounts"): row(401, 403, 403, 403, 200, 403),
+    ("GET", "/v1/admin/rates"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/v1/admin/rates"): row(401, 403, 403, 403, 201, 403),
     ("GET", "/v1/admin/users/{user_id}/withdrawals"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/v1/admin/withdrawals/{withdrawal_id}/reject"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/v1/admin/withdrawals/{withdrawal_id}/approve"): row(401, 403, 403, 403, 409, 403),  # rejected
@@ -91,6 +93,7 @@ BODIES = {"/dev/tokens": {"user_id": "eve"}, "/v1/orders": {"bundle_id": "coins_
           "/v1/withdrawals": {"diamonds": 2000, "key": "m2"},
           "/v1/admin/withdrawals/{withdrawal_id}/reject": {"reason": "matrix"},
           "/v1/admin/users/{user_id}/profile": {"account_type": "business"},
+          "/v1/admin/rates": {"region": "GB", "rate_bp": 9_000, "cash_per_1000_diamonds": 360},
           "/v1/admin/users/{user_id}/rewards": {"coins": 5, "reason": "matrix", "key": "r1"},
           "/v1/admin/users/{user_id}/adjustments": {"unit": "coins", "delta": 5, "reason": "matrix", "key": "a1"}}
 
