@@ -34,13 +34,25 @@ def _admin_target(request: Request) -> str:
 
 
 async def get_profile(request: Request) -> Response:
+    """Admin: a user's profile.
+    ---
+    auth: [admin]
+    responses: {200: Profile}
+    errors: [forbidden, invalid_field]
+    """
     services = _services(request)
     profile = await services.bank.profiles.get(_admin_target(request))
     return JSONResponse(profile.to_wire(services.catalog))
 
 
 async def set_profile(request: Request) -> Response:
-    """{"region", "birth_date", "account_type"}: each optional, null clears it."""
+    """Admin: set a user's region, birth date or account type (each optional; null clears it).
+    ---
+    auth: [admin]
+    body: ProfileUpdate
+    responses: {200: Profile}
+    errors: [forbidden, bad_request, invalid_field, unknown_region]
+    """
     user_id = _admin_target(request)
     services = _services(request)
     changes = profile_changes(services.catalog, await _json_body(request), utc_date(int(time.time() * 1000)))
@@ -51,7 +63,14 @@ async def set_profile(request: Request) -> Response:
 
 
 async def grant(request: Request) -> Response:
-    """Rewards {"coins", "reason", "key"}; adjustments {"unit", "delta", "reason", "key"}."""
+    """Admin: grant reward coins (`/rewards`: Reward) or adjust a balance (`/adjustments`: Adjustment).
+    Recorded in the ledger with the admin and the reason; once per idempotency `key`.
+    ---
+    auth: [admin]
+    body: Adjustment
+    responses: {201: Grant, 200: Grant}
+    errors: [forbidden, bad_request, invalid_field, insufficient_funds, idempotency_conflict]
+    """
     admin = _principal(request)
     user_id = _admin_target(request)
     data = await _json_body(request)
@@ -86,16 +105,36 @@ async def _reverse(request: Request, kind: str) -> Response:
 
 
 async def refund(request: Request) -> Response:
+    """Admin, sandbox: refund a paid order; the provider's signed webhook takes its coins back.
+    ---
+    auth: [admin]
+    body: Reversal
+    responses: {202: ReversalStarted}
+    errors: [forbidden, bad_request, invalid_field, not_found, unknown_order, order_state]
+    """
     _require_role(_principal(request), "admin")
     return await _reverse(request, "refund")
 
 
 async def chargeback(request: Request) -> Response:
+    """Sandbox: the buyer (or an admin) disputes a paid order and the merchant loses it.
+    ---
+    auth: [viewer, creator, admin]
+    body: Reversal
+    responses: {202: ReversalStarted}
+    errors: [forbidden, bad_request, invalid_field, not_found, unknown_order, order_state]
+    """
     return await _reverse(request, "chargeback")
 
 
 async def locked(request: Request) -> Response:
-    """Accounts locked by a reversed payment, longest locked first (`locked_accounts.py`)."""
+    """Admin: accounts locked by a reversed payment, longest locked first, with their debt and why.
+    ---
+    auth: [admin]
+    query: {limit: integer}
+    responses: {200: LockedAccounts}
+    errors: [forbidden, invalid_field]
+    """
     _require_role(_principal(request), "admin")
     limit = _int_param(request, "limit", 100, 1, 1000)
     services = _services(request)
@@ -103,7 +142,13 @@ async def locked(request: Request) -> Response:
 
 
 async def list_rates(request: Request) -> Response:
-    """Every rate version of every region, in force, past or scheduled, oldest first."""
+    """Admin: every rate version of every region (the catalog's and those published at run time;
+    past, in force or scheduled), oldest first.
+    ---
+    auth: [admin]
+    responses: {200: RateList}
+    errors: [forbidden]
+    """
     _require_role(_principal(request), "admin")
     table = await _services(request).bank.rates.table()
     return JSONResponse({"rates": {region: [rate.to_wire() for rate in history]
@@ -111,8 +156,14 @@ async def list_rates(request: Request) -> Response:
 
 
 async def publish_rate(request: Request) -> Response:
-    """{"region", "rate_bp", "cash_per_1000_diamonds", "from"?}: the region's next version,
-    taking effect at `from` (ms; default and earliest: GIFTCAST_RATE_REFRESH_S + 1 s from now)."""
+    """Admin: publish a region's next rate version, in force from `from` (ms; default and earliest:
+    GIFTCAST_RATE_REFRESH_S + 1 s from now, so every process has read it by then).
+    ---
+    auth: [admin]
+    body: RateChange
+    responses: {201: Rate}
+    errors: [forbidden, bad_request, invalid_field]
+    """
     admin = _principal(request)
     _require_role(admin, "admin")
     book = _services(request).bank.rates

@@ -76,6 +76,7 @@ class Scripts:
     settle_withdrawal: AsyncScript | TimedScript
     adjust_balance: AsyncScript | TimedScript
     set_spend_limit: AsyncScript | TimedScript
+    hook_update: AsyncScript | TimedScript
     publish_rate: AsyncScript | TimedScript
 
     @classmethod

@@ -65,6 +65,14 @@ def test_the_test_only_failpoint_is_off_unless_named():
     assert Settings.from_env({"GIFTCAST_FAILPOINT": "crash_after_debit"}).failpoint == "crash_after_debit"
 
 
+@pytest.mark.parametrize("var,value", [
+    ("GIFTCAST_HOOK_POLL_MS", "0"), ("GIFTCAST_HOOK_RETRY_BASE_MS", "1"), ("GIFTCAST_HOOK_TIMEOUT_S", "0"),
+])
+def test_webhook_timings_that_would_spin_or_hang_are_refused(var, value):
+    with pytest.raises(ConfigError, match=var):
+        Settings.from_env({var: value})
+
+
 def test_default_spending_caps_are_about_500_usd_a_day_and_2000_a_week():
     """The issue's reference caps (YouTube), priced at the US price per coin of the largest bundle."""
     settings, largest = Settings(), max(load_catalog().bundles.values(), key=lambda bundle: bundle.coins)
