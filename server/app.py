@@ -78,7 +78,8 @@ def create_app(settings: Settings) -> Starlette:
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len, spend_caps=spend_caps(settings),
                                   policy=policy)
-            bank = Bank.build(client, scripts, settings)
+            bank = Bank.build(client, scripts, settings, catalog)
+            await bank.rates.reload()  # published rates contradicting the catalog stop the server here
             gift_store: WalletStore | SplitGiftStore = wallets
             recovery: GiftRecovery | None = None
             if runtime.cluster:  # gifts span two slots: debit, credit, complete, and a recovery loop
@@ -102,7 +103,8 @@ def create_app(settings: Settings) -> Starlette:
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=lives,
-                gifts=GiftService(catalog, gift_store, bank.profiles, require_birth_date=settings.require_birth_date),
+                gifts=GiftService(catalog, gift_store, bank.profiles, bank.rates,
+                                  require_birth_date=settings.require_birth_date),
                 hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
                 connections=AddressLimit(settings.max_connections_per_address), metrics=metrics, bank=bank,
                 user_frames=UserBuckets(settings.user_frame_rate_per_s, settings.user_frame_burst),

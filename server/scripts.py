@@ -78,6 +78,7 @@ class Scripts:
     set_spend_limit: AsyncScript | TimedScript
     end_streaks: AsyncScript | TimedScript
     hook_update: AsyncScript | TimedScript
+    publish_rate: AsyncScript | TimedScript
 
     @classmethod
     def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:
