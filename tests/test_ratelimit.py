@@ -16,6 +16,7 @@ from server.economy import price_gift
 from server.errors import InsufficientFunds, RateLimited
 from server.ratelimit import FLOOD_PAUSE_S, Admit, FrameLimiter, TokenBucket, UserBuckets
 from server.settings import Settings
+from tests.conftest import wait_until
 from tests.factories import make_split_gifts, make_stores
 from tests.ws_client import JSON
 
@@ -141,6 +142,16 @@ async def test_a_users_connections_share_the_per_user_rate_and_other_users_are_n
     assert sorted(r.get("code", r["t"]) for r in replies) == ["pong"] * 4 + ["rate_limited"] * 2
     carol = await open_client(server, "carol")
     assert [(await carol.request(t="ping"))["t"] for _ in range(5)] == ["pong"] * 5  # her own 6, less the join
+
+
+async def test_a_users_bucket_is_dropped_when_its_last_connection_closes(start_server, open_room, open_client):
+    server = await start_server()
+    bobs = [await open_client(server, "bob") for _ in range(2)]
+    await open_client(server, "carol")
+    assert len(server.services.user_frames) == 2
+    for bob in bobs:
+        await bob.close()
+    await wait_until(lambda: len(server.services.user_frames) == 1)
 
 
 # --- gifts per user, in Redis --------------------------------------------------------------------
