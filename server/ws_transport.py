@@ -344,7 +344,7 @@ class WebSocketTransport(asyncio.Protocol):
             self._update_reading()
 
     def _update_reading(self) -> None:
-        """Pause reading at the in-flight limit or while draining for shutdown; resume otherwise."""
+        """Pause reading at the in-flight limit or while draining before a close; resume otherwise."""
         assert self.transport is not None
         busy = len(self._inflight) >= self.max_inflight or bool(self._backlog)
         draining = self._closing is not None and self.protocol.state is OPEN
