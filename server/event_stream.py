@@ -115,8 +115,11 @@ class EventStream:
             log.warning("event stream of %s could not start: %s", self.room, exc.code)
             self.connection.close(CLOSE_INTERNAL_ERROR, exc.code)
         except (RedisError, RedisClusterException, OSError):
-            log.exception("event stream of %s could not read the room", self.room)
+            log.warning("event stream of %s could not read the room", self.room, exc_info=True)
             self.connection.close(CLOSE_INTERNAL_ERROR, "storage unavailable")
+        except Exception:  # a bug: the client reconnects and resumes; nobody else waits for this task
+            log.exception("event stream of %s failed", self.room)
+            self.connection.close(CLOSE_INTERNAL_ERROR, "internal error")
 
     async def _catch_up(self, since: int | None) -> None:
         redis, history = self._services.redis, keys.live_history(self.room)

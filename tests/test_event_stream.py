@@ -20,6 +20,7 @@ from server.ws_transport import EVENTS_PATH
 from tests.conftest import wait_until
 from tests.factories import make_stores
 from tests.test_hooks import gift, receiver, register  # noqa: F401  (receiver: the webhook endpoint fixture)
+from tests.test_resume import publish_while_the_loop_is_blocked
 from tests.ws_client import JSON, Client
 
 Stream = Callable[..., Awaitable[Client]]
@@ -203,3 +204,34 @@ async def test_a_stream_that_does_not_read_is_cut_with_4008_and_gifting_goes_on(
     assert conn.close_code == CLOSE_TOO_SLOW
     await gift(stores)  # the room goes on
     stalled.transport.abort()
+
+
+async def test_events_the_server_lost_beyond_its_history_are_reported_as_a_gap(live_server, stores, open_stream,
+                                                                               redis, valkey_url):
+    last = (await stores.lives.set_state("alice", "open")).seq
+    stream = await open_stream()
+    await ready(stream)
+
+    async def subscribed() -> bool:
+        return (await redis.execute_command("PUBSUB", "SHARDNUMSUB", keys.room_channel("alice")))[1] == 1
+
+    await wait_until(subscribed)
+    publish_while_the_loop_is_blocked(valkey_url, 3, drop_history=True)  # pub/sub down, history gone
+    after = await gift(stores)  # the hub sees the skip, finds the history cut short, resets
+    gap = (await events_through(stream, last + 3))[0]
+    again = await gift(stores)
+    following = await events_through(stream, again)
+    assert (gap["t"], gap["from_seq"], last + 3 <= gap["to_seq"] <= after) == ("gap", last + 1, True)
+    assert [e["seq"] for e in following] == list(range(gap["to_seq"] + 1, again + 1))
+
+
+async def test_a_refused_stream_handshake_holds_no_slot(start_server):
+    server = await start_server(max_connections_per_address=1)
+    headers = {"Authorization": f"Bearer {server.token('alice', 'creator')}"}
+    url = server.ws_url.removesuffix("/ws") + EVENTS_PATH
+    for _ in range(3):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url + "?room=carol", additional_headers=headers)  # refused after the slot was taken
+        assert refused.value.response.status_code == 403
+    ws = await connect(url, additional_headers=headers)
+    await ws.close()
