@@ -1,11 +1,13 @@
-"""What a webhook delivers next, decided from the room's history. Pure: no I/O, no clock.
+"""What a webhook (or an event stream, server/event_stream.py) delivers next, decided from the
+room's history. Pure: no I/O, no clock.
 
 A webhook is a cursor into the room's history (`live:{u:ID}:history`, one entry per room event,
 id = its seq) plus the little state needed to derive events the history does not hold:
 the current live's diamonds and the goal, to announce ``goal_reached`` when a gift crosses it.
 `plan_batch` turns the history entries after the cursor into the events to POST and the state
 after them; the cursor only moves once the receiver answered 2xx, so a batch is delivered
-at least once, always in seq order.
+at least once, always in seq order. The event stream runs the same planner one event at a time,
+its cursor starting where the client says it stopped (`state_at` finds the state there).
 """
 
 from __future__ import annotations
