@@ -80,8 +80,8 @@ class EventStream:
         self._task = asyncio.get_running_loop().create_task(self._start(since), name=f"events-{self.room}")
 
     async def on_message(self, message: bytes | str) -> None:
-        self.connection.send({"t": "error", "id": None,
-                         **Forbidden("the event stream is read-only: it takes no frames").to_wire()})
+        refusal = Forbidden("the event stream is read-only: it takes no frames")
+        self.connection.send({"t": "error", "id": None, **refusal.to_wire()})
 
     def on_close(self) -> None:
         self._task.cancel()
@@ -103,14 +103,16 @@ class EventStream:
     def reset(self, snapshot: dict[str, Any]) -> None:
         """The hub lost events it could not read back: tell the client, go on from `snapshot`."""
         if snapshot["seq"] > self.state.seq:
-            self.connection.send({"t": "gap", "room": self.room, "from_seq": self.state.seq + 1, "to_seq": snapshot["seq"]})
+            self.connection.send({"t": "gap", "room": self.room, "from_seq": self.state.seq + 1,
+                                  "to_seq": snapshot["seq"]})
         self.state = HookState(snapshot["seq"], snapshot["live_diamonds"], snapshot["goal"])
 
     # -- start: history, then the seam with the hub's live events --------------------------------------
 
     async def _start(self, since: int | None) -> None:
         try:
-            await self._catch_up(since)
+            if await self._begin(since) and await self._read_history():
+                await self._join_live()
         except GiftcastError as exc:  # from the hub: subscription not confirmed
             log.warning("event stream of %s could not start: %s", self.room, exc.code)
             self.connection.close(CLOSE_INTERNAL_ERROR, exc.code)
@@ -121,38 +123,46 @@ class EventStream:
             log.exception("event stream of %s failed", self.room)
             self.connection.close(CLOSE_INTERNAL_ERROR, "internal error")
 
-    async def _catch_up(self, since: int | None) -> None:
-        redis, history = self._services.redis, keys.live_history(self.room)
-        raw_head, epoch, diamonds, goal = await redis.hmget(keys.live(self.room), ["seq", "epoch", "diamonds", "goal"])
-        head = int(raw_head or 0)
+    async def _begin(self, since: int | None) -> bool:
+        """Set the cursor at `since` (None: the room's head) and send `ready`; False if refused."""
+        fields = await self._services.redis.hmget(keys.live(self.room), ["seq", "epoch", "diamonds", "goal"])
+        head, epoch, diamonds, goal = int(fields[0] or 0), (fields[1] or b"").decode(), fields[2], fields[3]
         if since is not None and since > head:
-            self.connection.send({"t": "error", "id": None, **InvalidField(
-                f"since {since} is ahead of the room's last event ({head})").to_wire()})
+            error = InvalidField(f"since {since} is ahead of the room's last event ({head})")
+            self.connection.send({"t": "error", "id": None, **error.to_wire()})
             self.connection.close(CLOSE_POLICY, "since is ahead of the room")
-            return
+            return False
         if since is None:
             self.state = HookState(head, int(diamonds or 0), int(goal or 0))
         else:
             self.state = state_at(since, await self._entries_back_to_live_start(since))
-        self.connection.send({"t": "ready", "room": self.room, "epoch": (epoch or b"").decode(),
-                         "since": self.state.seq, "head": head})
+        self.connection.send({"t": "ready", "room": self.room, "epoch": epoch, "since": self.state.seq, "head": head})
+        return True
+
+    async def _read_history(self) -> bool:
+        """Send the history after the cursor a page at a time, as the client takes it, until a
+        page comes back short; False if the client left meanwhile."""
         while self.connection.is_open:
-            page = await redis.xrange(history, min=f"({self.state.seq}-0", max="+", count=PAGE)
+            page = await self._services.redis.xrange(
+                keys.live_history(self.room), min=f"({self.state.seq}-0", max="+", count=PAGE)
             for entry_id, fields in page:
                 self.forward(*history_entry(entry_id, fields))
             if len(page) < PAGE:
                 break
             await self._drained()
-        if not self.connection.is_open:
-            return
+        return self.connection.is_open
+
+    async def _join_live(self) -> None:
+        """The seam: hold the room's live events, read the rest of the history with the room's
+        position in one transaction, and let the hub send that rest, then what it held beyond it."""
         hub = self._services.hub
         await hub.join(self.room, self._member, hold=True)
-        async with redis.pipeline(transaction=True) as pipe:
+        async with self._services.redis.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.live(self.room), ["epoch", "seq"])
-            pipe.xrange(history, min=f"({self.state.seq}-0", max="+")
-            (epoch, raw_head), rest = await pipe.execute()
+            pipe.xrange(keys.live_history(self.room), min=f"({self.state.seq}-0", max="+")
+            (epoch, head), rest = await pipe.execute()
         replay = [SharedFrame(history_entry(entry_id, fields)[1]) for entry_id, fields in rest]
-        hub.release(self.room, self._member, replay, ((epoch or b"").decode(), int(raw_head or 0)))
+        hub.release(self.room, self._member, replay, ((epoch or b"").decode(), int(head or 0)))
 
     async def _entries_back_to_live_start(self, since: int) -> list[tuple[int, dict[str, Any]]]:
         """The history at or before `since`, newest first, back to the latest live start."""

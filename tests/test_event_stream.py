@@ -40,6 +40,14 @@ async def stores(redis):
     return stores
 
 
+def stream_url(server: Any, **query: Any) -> str:
+    return server.ws_url.removesuffix("/ws") + EVENTS_PATH + ("?" + urlencode(query) if query else "")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 async def open_stream(live_server) -> AsyncIterator[Stream]:
     """Factory: an event stream of `live_server` (JSON), authenticated with `token` (default:
@@ -48,8 +56,7 @@ async def open_stream(live_server) -> AsyncIterator[Stream]:
 
     async def open_stream(token: str | None = None, **query: Any) -> Client:
         token = token or live_server.token("alice", "creator")
-        url = live_server.ws_url.removesuffix("/ws") + EVENTS_PATH + ("?" + urlencode(query) if query else "")
-        ws = await connect(url, subprotocols=[JSON], additional_headers={"Authorization": f"Bearer {token}"})
+        ws = await connect(stream_url(live_server, **query), subprotocols=[JSON], additional_headers=bearer(token))
         client = Client(ws, JSON)
         opened.append(client)
         return client
@@ -190,9 +197,8 @@ async def test_a_stream_that_does_not_read_is_cut_with_4008_and_gifting_goes_on(
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.settings.port))
-    url = server.ws_url.removesuffix("/ws") + EVENTS_PATH
-    stalled = await connect(url, sock=sock, max_queue=1, additional_headers={
-        "Authorization": f"Bearer {server.token('alice', 'creator')}"})
+    stalled = await connect(stream_url(server), sock=sock, max_queue=1,
+                            additional_headers=bearer(server.token("alice", "creator")))
     port = sock.getsockname()[1]
     (conn,) = [t.connection for t in server.server.server_state.connections
                if getattr(t, "connection", None) and t.connection.remote_address[1] == port]
@@ -227,11 +233,28 @@ async def test_events_the_server_lost_beyond_its_history_are_reported_as_a_gap(l
 
 async def test_a_refused_stream_handshake_holds_no_slot(start_server):
     server = await start_server(max_connections_per_address=1)
-    headers = {"Authorization": f"Bearer {server.token('alice', 'creator')}"}
-    url = server.ws_url.removesuffix("/ws") + EVENTS_PATH
+    headers = bearer(server.token("alice", "creator"))
     for _ in range(3):
         with pytest.raises(InvalidStatus) as refused:
-            await connect(url + "?room=carol", additional_headers=headers)  # refused after the slot was taken
+            await connect(stream_url(server, room="carol"), additional_headers=headers)  # refused after taking the slot
         assert refused.value.response.status_code == 403
-    ws = await connect(url, additional_headers=headers)
+    ws = await connect(stream_url(server), additional_headers=headers)
     await ws.close()
+
+
+async def test_a_stream_resumes_on_another_process_after_a_restart(start_server, stores):
+    await stores.lives.set_state("alice", "open")
+    first = await start_server()
+    headers = bearer(first.token("alice", "overlay"))
+    stream = Client(await connect(stream_url(first), subprotocols=[JSON], additional_headers=headers), JSON)
+    await ready(stream)
+    processed = (await events_through(stream, await gift(stores)))[-1]["seq"]
+    await first.stop()
+    await stream.close()
+    missed = [await gift(stores) for _ in range(3)]  # while no server runs
+    second = await start_server()
+    resumed = Client(await connect(stream_url(second, since=processed), subprotocols=[JSON], additional_headers=headers),
+                     JSON)
+    streamed = await events_through(resumed, missed[-1])
+    await resumed.close()
+    assert (stream.ws.close_code, [e["seq"] for e in streamed]) == (1012, missed)
