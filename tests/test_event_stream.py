@@ -20,6 +20,7 @@ from server.ws_transport import EVENTS_PATH
 from tests.conftest import wait_until
 from tests.factories import make_stores
 from tests.test_hooks import gift, receiver, register  # noqa: F401  (receiver: the webhook endpoint fixture)
+from tests.test_cluster_server import client, on_cluster  # noqa: F401  (fixtures: a WebSocket viewer, stores on the cluster)
 from tests.test_resume import publish_while_the_loop_is_blocked
 from tests.ws_client import JSON, Client
 
@@ -57,25 +58,24 @@ async def open_stream(live_server) -> AsyncIterator[Stream]:
     async def open_stream(token: str | None = None, **query: Any) -> Client:
         token = token or live_server.token("alice", "creator")
         ws = await connect(stream_url(live_server, **query), subprotocols=[JSON], additional_headers=bearer(token))
-        client = Client(ws, JSON)
-        opened.append(client)
-        return client
+        opened.append(Client(ws, JSON))
+        return opened[-1]
 
     yield open_stream
-    for client in opened:
-        await client.close()
+    for stream in opened:
+        await stream.close()
 
 
-async def ready(client: Client) -> dict[str, Any]:
-    return await client.next_event("ready")
+async def ready(stream: Client) -> dict[str, Any]:
+    return await stream.next_event("ready")
 
 
-async def events_through(client: Client, seq: int) -> list[dict[str, Any]]:
+async def events_through(stream: Client, seq: int) -> list[dict[str, Any]]:
     """Everything streamed after `ready`, up to the first room event (or gap) reaching `seq`."""
     got: list[dict[str, Any]] = []
     async with asyncio.timeout(10):
         while not got or got[-1].get("seq", got[-1].get("to_seq", 0)) < seq:
-            event = await client.events.get()
+            event = await stream.events.get()
             if event["t"] != "ready":
                 got.append(event)
     return got
@@ -258,3 +258,18 @@ async def test_a_stream_resumes_on_another_process_after_a_restart(start_server,
     streamed = await events_through(resumed, missed[-1])
     await resumed.close()
     assert (stream.ws.close_code, [e["seq"] for e in streamed]) == (1012, missed)
+
+
+async def test_a_stream_on_redis_cluster_resumes_and_follows_live_gifts(
+        start_server, valkey_cluster, on_cluster, client):  # noqa: F811  (fixtures imported above)
+    _, viewer = on_cluster
+    server = await start_server(redis_url=valkey_cluster.url)
+    sender = await client(server, viewer)
+    first = (await sender.gift())["receipt"]["seq"]
+    stream = Client(await connect(stream_url(server, since=first - 1), subprotocols=[JSON],
+                                  additional_headers=bearer(server.token("alice", "creator"))), JSON)
+    await ready(stream)
+    second = (await sender.gift())["receipt"]["seq"]
+    streamed = await events_through(stream, second)
+    await stream.close()
+    assert [(e["t"], e["seq"], e["from"]) for e in streamed] == [("gift", first, viewer), ("gift", second, viewer)]
