@@ -20,6 +20,7 @@ from server import signing
 from server.auth import mint_token
 from server.app import ALL_ROUTES
 from server.payments import PAYOUT_WEBHOOK_PATH, WEBHOOK_PATH
+from server.ws_transport import EVENTS_PATH, WS_PATH
 from tests.conftest import TOKEN_SECRET, WEBHOOK_SECRET
 from tests.factories import make_stores
 from tests.webhooks import payment_event
@@ -201,10 +202,11 @@ async def test_bad_tokens_are_refused_on_every_authenticated_route(live_server, 
     assert wrong == []
 
 
-async def test_bad_tokens_are_refused_at_the_websocket_handshake(live_server):
+@pytest.mark.parametrize("path", [WS_PATH, EVENTS_PATH])
+async def test_bad_tokens_are_refused_at_the_websocket_handshake(live_server, path):
     for name, token in bad_tokens(live_server).items():
         with pytest.raises(InvalidStatus) as refused:
-            await connect(f"{live_server.ws_url}?token={token}")
+            await connect(f"{live_server.ws_url.removesuffix(WS_PATH)}{path}?token={token}")
         response = refused.value.response
         assert (response.status_code, json.loads(response.body)["error"]["code"]) == (401, name.split(":")[0]), name
 
