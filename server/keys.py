@@ -30,6 +30,8 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     withdrawals:{u:ID}            zset   the creator's withdrawal ids by creation time
     review:withdrawals            zset   withdrawals awaiting an admin, by creation time (an index
                                          written after the script, not money: see withdrawal_store)
+    giftcast:durability           channel nobody listens; a replicated no-op before WAITAOF
+                                         (server/durable.py, GIFTCAST_REDIS_WAIT_REPLICAS)
 """
 
 from __future__ import annotations
@@ -133,3 +135,4 @@ def withdrawals(user_id: str) -> str:
 
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
+DURABILITY_CHANNEL = "giftcast:durability"
