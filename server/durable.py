@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from server import keys
+from server.keys import DURABILITY_CHANNEL
 from server.errors import ConfigError, DurabilityUnknown
 from server.settings import Settings
 
@@ -97,7 +97,7 @@ class DurableScript:
         """The script, the no-op and WAITAOF, sent together on one connection (one round trip)."""
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._script.sha, len(script_keys), *script_keys, *script_args)
-            pipe.publish(keys.DURABILITY_CHANNEL, b"")
+            pipe.publish(DURABILITY_CHANNEL, b"")
             pipe.execute_command("WAITAOF", 1, self._wait.replicas, self._wait.timeout_ms)
             reply, _, acks = await pipe.execute(raise_on_error=False)
         return reply, acks

@@ -2,9 +2,10 @@
 
 A hypothesis `RuleBasedStateMachine` drives a real giftcast (uvicorn, real WebSockets, a real
 Valkey): recharges through the signed webhook (duplicated, late, stale, forged, declined, paid
-twice, redelivered steps later), rooms opening and closing, gifts over WebSockets (retries with
-the same key, conflicting keys, bad counts, insufficient funds) one at a time and in
-concurrent batches. After every step the server must agree with the pure model: each reply,
+twice, redelivered steps later), refunds and chargebacks through it (repeated, with another
+reversal id, locking an account whose coins went negative), purchases of goods over HTTP, rooms
+opening and closing, gifts over WebSockets (retries with the same key, conflicting keys, bad
+counts, insufficient funds, locked accounts) one at a time and in concurrent batches. After every step the server must agree with the pure model: each reply,
 every balance, every ledger entry (`GET /v1/me/ledger`), each room's state, and the audit's
 conservation totals.
 
@@ -21,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -35,9 +38,10 @@ from server.audit import audit
 from server.auth import Principal
 from server.catalog import load_catalog
 from server.codec import SendGift
-from server.economy import price_gift
+from server.economy import price_gift, price_goods
 from server.errors import GiftcastError
 from server.model import EconomyModel, LedgerEntry
+from server.profiles import Profile
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.webhooks import deliver, payment_event
 from tests.ws_client import JSON, MSGPACK, Client, open_client
@@ -52,6 +56,8 @@ BUNDLES = ("coins_70", "coins_350", "coins_700")
 CATALOG = load_catalog()
 RATE_BP = 10_000
 
+GOODS = ("neon_filter", "sparkle_entrance")
+REVERSALS = {"refund": "payment.refunded", "chargeback": "payment.charged_back"}
 PLANS = ("once", "duplicates", "late", "stale_then_fresh", "forged", "declined_then_paid",
          "paid_then_late_decline", "second_payment")
 
@@ -77,6 +83,15 @@ class GiftOp:
 
 gift_ops = st.builds(GiftOp, st.sampled_from(VIEWERS), st.sampled_from(CREATORS), st.sampled_from(GIFTS),
                      st.integers(1, 4), st.sampled_from(KEYS), st.integers(0, 1))
+
+
+def reversal_event(paid_body: bytes, kind: str, reversal_id: str) -> bytes:
+    """The provider's refund or chargeback of the payment that `paid_body` announced."""
+    data = json.loads(paid_body)["data"]
+    return json.dumps({"id": "evt_" + secrets.token_hex(6), "type": REVERSALS[kind], "created": int(time.time()),
+                       "data": {"payment_id": data["payment_id"], "order_id": data["order_id"],
+                                "reversal_id": reversal_id, "amount": data["amount"],
+                                "currency": data["currency"]}}).encode()
 
 
 def expect_gift(model: EconomyModel, op: GiftOp) -> tuple[Any, ...]:
@@ -231,7 +246,50 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
 
         @rule(body=paid)
         def redeliver(self, body: bytes) -> None:
-            self.check_credit(h.run(lambda: deliver(h.webhook, body, WEBHOOK_SECRET)), fresh=False)
+            response = h.run(lambda: deliver(h.webhook, body, WEBHOOK_SECRET))
+            data = json.loads(body)["data"]
+            try:
+                self.model.pay_order(data["order_id"], data["payment_id"])  # paid: a replay
+            except GiftcastError as exc:  # reversed since: a success redelivered after it is refused
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            self.check_credit(response, fresh=False)
+
+        # -- refunds and chargebacks through the signed webhook --------------------------------
+
+        @rule(body=paid, kind=st.sampled_from(sorted(REVERSALS)), reversal=st.sampled_from(("r0", "r1")))
+        def reverse(self, body: bytes, kind: str, reversal: str) -> None:
+            response = h.run(lambda: deliver(h.webhook, reversal_event(body, kind, reversal), WEBHOOK_SECRET))
+            data = json.loads(body)["data"]
+            order = self.model.orders[data["order_id"]]
+            replay = order.reversal == reversal
+            try:
+                _, locked = self.model.reverse_order(data["order_id"], kind, reversal,
+                                                     data["payment_id"])
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert response.status_code == 200, response.text
+            assert (response.json()["locked"], response.json()["replay"]) == (locked, replay)
+
+        # -- goods over HTTP -------------------------------------------------------------------
+
+        @rule(viewer=st.sampled_from(VIEWERS), good=st.sampled_from(GOODS), count=st.integers(1, 2),
+              key=st.sampled_from(("b0", "b1", "b2")))
+        def buy(self, viewer: str, good: str, count: int, key: str) -> None:
+            purchase = price_goods(CATALOG, Principal(viewer, "viewer"), Profile(viewer), good, count, key,
+                                   now_ms=int(time.time() * 1000), require_birth_date=False)
+            response = h.run(lambda: h.http[viewer].post("/v1/goods/purchases",
+                                                         json={"good_id": good, "count": count, "key": key}))
+            replay = (viewer, "goods:" + key) in self.model.idempotency
+            try:
+                balance, owned = self.model.buy_goods(viewer, key, good, count, purchase.coins)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert response.status_code == (200 if replay else 201), response.text
+            assert (response.json()["balance"], response.json()["owned"], response.json()["replay"]) == (
+                balance, owned, replay)
 
         def check_credit(self, response: Any, *, fresh: bool) -> None:
             assert response.status_code == 200, response.text
