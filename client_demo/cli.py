@@ -193,6 +193,11 @@ async def run(args: argparse.Namespace) -> int:
             emit(await call(http, "GET", "/v1/me/wallet"))
         elif args.command in ("open", "close"):
             emit(await call(http, "POST", f"/v1/live/{args.command}"))
+        elif args.command == "goal":
+            emit(await call(http, "POST", "/v1/live/goal", {"diamonds": args.diamonds}))
+        elif args.command == "overlay":
+            minted = await call(http, "POST", "/v1/live/overlay-token")
+            emit({**minted, "overlay_url": args.url.rstrip("/") + minted["overlay_url"]})
         elif args.command == "buy":
             emit(await buy(http, args.bundle_id, args.method))
         else:
@@ -221,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--method", default="card", choices=("card", "paypal", "wallet"))
     commands.add_parser("open", help="open your live room (creator)")
     commands.add_parser("close", help="close your live room (creator)")
+    goal = commands.add_parser("goal", help="set your live's diamond goal, 0 clears it (creator)")
+    goal.add_argument("diamonds", type=int)
+    commands.add_parser("overlay", help="mint a read-only overlay token; print the overlay URL for OBS (creator)")
     w = commands.add_parser("watch", help="join a room and print every event as a JSON line")
     w.add_argument("room")
     w.add_argument("--max-events", type=positive, help="exit after this many events")

@@ -31,13 +31,25 @@ def _admin_target(request: Request) -> str:
 
 
 async def get_profile(request: Request) -> Response:
+    """Admin: a user's profile.
+    ---
+    auth: [admin]
+    responses: {200: Profile}
+    errors: [forbidden, invalid_field]
+    """
     services = _services(request)
     profile = await services.bank.profiles.get(_admin_target(request))
     return JSONResponse(profile.to_wire(services.catalog))
 
 
 async def set_profile(request: Request) -> Response:
-    """{"region", "birth_date", "account_type"}: each optional, null clears it."""
+    """Admin: set a user's region, birth date or account type (each optional; null clears it).
+    ---
+    auth: [admin]
+    body: ProfileUpdate
+    responses: {200: Profile}
+    errors: [forbidden, bad_request, invalid_field, unknown_region]
+    """
     user_id = _admin_target(request)
     services = _services(request)
     changes = profile_changes(services.catalog, await _json_body(request), utc_date(int(time.time() * 1000)))
@@ -48,7 +60,14 @@ async def set_profile(request: Request) -> Response:
 
 
 async def grant(request: Request) -> Response:
-    """Rewards {"coins", "reason", "key"}; adjustments {"unit", "delta", "reason", "key"}."""
+    """Admin: grant reward coins (`/rewards`: Reward) or adjust a balance (`/adjustments`: Adjustment).
+    Recorded in the ledger with the admin and the reason; once per idempotency `key`.
+    ---
+    auth: [admin]
+    body: Adjustment
+    responses: {201: Grant, 200: Grant}
+    errors: [forbidden, bad_request, invalid_field, insufficient_funds, idempotency_conflict]
+    """
     admin = _principal(request)
     user_id = _admin_target(request)
     data = await _json_body(request)
@@ -77,11 +96,25 @@ async def _reverse(request: Request, kind: str) -> Response:
 
 
 async def refund(request: Request) -> Response:
+    """Admin, sandbox: refund a paid order; the provider's signed webhook takes its coins back.
+    ---
+    auth: [admin]
+    body: Reversal
+    responses: {202: ReversalStarted}
+    errors: [forbidden, bad_request, invalid_field, not_found, unknown_order, order_state]
+    """
     _require_role(_principal(request), "admin")
     return await _reverse(request, "refund")
 
 
 async def chargeback(request: Request) -> Response:
+    """Sandbox: the buyer (or an admin) disputes a paid order and the merchant loses it.
+    ---
+    auth: [viewer, creator, admin]
+    body: Reversal
+    responses: {202: ReversalStarted}
+    errors: [forbidden, bad_request, invalid_field, not_found, unknown_order, order_state]
+    """
     return await _reverse(request, "chargeback")
 
 

@@ -27,12 +27,16 @@ from server.durable import ReplicaWait
 from server.economy_api import routes as economy_routes
 from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
-from server.payouts_api import routes as payout_routes
+from server.hooks import HookDispatcher, HookStore
+from server.hooks_api import routes as hook_routes
 from server.hub import RoomHub
 from server.live_store import LiveStore
 from server.metrics import Metrics
 from server.observe_http import ObservedHTTP
+from server.openapi import routes as openapi_routes
 from server.order_store import OrderStore
+from server.pages import routes as page_routes
+from server.payouts_api import routes as payout_routes
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.redis_runtime import RedisRuntime
 from server.scripts import Scripts
@@ -42,11 +46,13 @@ from server.split_gift import SplitGiftStore, crash_after_debit
 from server.viewers import ViewerCounter
 from server.wallet_store import WalletStore
 
-__all__ = ["create_app", "webhook_url", "ROUTES"]
+__all__ = ["create_app", "webhook_url", "ROUTES", "ALL_ROUTES"]
 
 log = logging.getLogger("giftcast")
-# Every HTTP route: http_api's, then the economy's (catalogs, accounts, goods), withdrawals, admin.
-ROUTES = routes + economy_routes + payout_routes + admin_routes
+# Every API route: http_api's, then the economy's (catalogs, accounts, goods), withdrawals, admin,
+# integrator webhooks. ALL_ROUTES adds the OpenAPI document describing them and the HTML pages.
+ROUTES = routes + economy_routes + payout_routes + admin_routes + hook_routes
+ALL_ROUTES = ROUTES + openapi_routes(ROUTES) + page_routes
 
 
 def webhook_url(settings: Settings) -> str:
@@ -99,9 +105,12 @@ def create_app(settings: Settings) -> Starlette:
             await viewers.start()
             if recovery is not None:
                 await recovery.start()
+            dispatcher = HookDispatcher(client, scripts, settings)
+            dispatcher.start()
             try:
-                yield {"services": services, "giftcast": services}
+                yield {"services": services, "giftcast": services, "hooks": HookStore(client)}
             finally:
+                await dispatcher.stop()
                 if recovery is not None:
                     await recovery.stop()
                 await viewers.stop()
@@ -110,5 +119,5 @@ def create_app(settings: Settings) -> Starlette:
                 await hub.aclose()
                 await history.aclose()
 
-    return Starlette(routes=ROUTES,
+    return Starlette(routes=ALL_ROUTES,
                      exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])

@@ -30,7 +30,8 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── UnknownOrder               unknown_order       404
     │   ├── UnknownRegion              unknown_region      404
     │   ├── UnknownItem                unknown_item        404
-    │   └── UnknownWithdrawal          unknown_withdrawal  404
+    │   ├── UnknownWithdrawal          unknown_withdrawal  404
+    │   └── UnknownWebhook             unknown_webhook     404
     ├── Conflict                       conflict            409
     │   ├── InsufficientFunds          insufficient_funds  409
     │   ├── RoomClosed                 room_closed         409
@@ -40,7 +41,8 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── OrderState                 order_state         409
     │   ├── SpendingLimit              spending_limit      409
     │   ├── WithdrawalLimit            withdrawal_limit    409
-    │   └── WithdrawalState            withdrawal_state    409
+    │   ├── WithdrawalState            withdrawal_state    409
+    │   └── TooManyWebhooks            too_many_webhooks   409
     ├── TooManyConnections             too_many_connections 429
     └── Unavailable                    unavailable         503
         └── DurabilityUnknown          durability_unknown  503
@@ -56,7 +58,7 @@ __all__ = [
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
     "OrderState", "TooManyConnections", "Unavailable", "error_for_code", "BelowMinimum", "AgeRestricted", "AccountLocked",
     "AccountRestricted", "NotAvailable", "UnknownItem", "UnknownWithdrawal", "SpendingLimit",
-    "WithdrawalLimit", "WithdrawalState", "DurabilityUnknown",
+    "WithdrawalLimit", "WithdrawalState", "TooManyWebhooks", "UnknownWebhook", "DurabilityUnknown",
 ]
 
 
@@ -182,6 +184,10 @@ class UnknownWithdrawal(NotFound):
     code = "unknown_withdrawal"
 
 
+class UnknownWebhook(NotFound):
+    code = "unknown_webhook"
+
+
 class Conflict(GiftcastError):
     code, status = "conflict", 409
 
@@ -220,6 +226,10 @@ class WithdrawalLimit(Conflict):
 
 class WithdrawalState(Conflict):
     code = "withdrawal_state"
+
+
+class TooManyWebhooks(Conflict):
+    code = "too_many_webhooks"
 
 
 class TooManyConnections(GiftcastError):

@@ -16,7 +16,7 @@ to the room is one single-slot script. Orders are tagged with their buyer.
                                          way, N in 0..GIFT_PARTITIONS-1 (cluster; recovery's index)
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
-    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
+    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals, goal
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
     viewers:{u:ID}                hash   process id -> "count:deadline_ms", the room's viewers
@@ -30,6 +30,10 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     withdrawals:{u:ID}            zset   the creator's withdrawal ids by creation time
     review:withdrawals            zset   withdrawals awaiting an admin, by creation time (an index
                                          written after the script, not money: see withdrawal_store)
+    hooks:{u:ID}                  hash   the creator's webhooks: hook id -> JSON config
+    hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
+    hook:{u:ID}:HOOK:lease        string which process is delivering it now (expires)
+    hooks:creators                set    creators with webhooks (no tag: read on its own)
     giftcast:durability           channel nobody listens; a replicated no-op before WAITAOF
                                          (server/durable.py, GIFTCAST_REDIS_WAIT_REPLICAS)
 """
@@ -135,4 +139,21 @@ def withdrawals(user_id: str) -> str:
 
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
+
+
+HOOK_CREATORS = "hooks:creators"
+
+
+def hooks(creator_id: str) -> str:
+    return "hooks:" + tag(creator_id)
+
+
+def hook_state(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id
+
+
+def hook_lease(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id + ":lease"
+
+
 DURABILITY_CHANNEL = "giftcast:durability"

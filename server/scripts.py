@@ -66,9 +66,10 @@ class TimedScript:
 
 Script = AsyncScript | DurableScript | TimedScript
 
-# Every script but the room's live state, goal and viewer counts: they move coins or diamonds,
-# or write the state (orders, withdrawals, limits, idempotency records) that decides who may.
-NOT_MONEY = frozenset({"set_live_state", "set_goal", "report_viewers"})
+# Every script but the room's live state, goal and viewer counts and the integrator webhooks'
+# delivery state: they move coins or diamonds, or write the state (orders, withdrawals, limits,
+# idempotency records) that decides who may. A new script waits unless it is listed here.
+NOT_MONEY = frozenset({"set_live_state", "set_goal", "report_viewers", "hook_update"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class Scripts:
     settle_withdrawal: Script
     adjust_balance: Script
     set_spend_limit: Script
+    hook_update: Script
 
     @classmethod
     def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None,

@@ -34,6 +34,8 @@ class Settings:
     # so several processes behind one balancer must share an explicit one.
     token_secret: str = dataclasses.field(default_factory=lambda: secrets.token_urlsafe(32))
     token_ttl_s: int = 3600
+    # Overlay tokens are read-only and sit in a streaming tool for weeks: they live longer.
+    overlay_token_ttl_s: int = 30 * 24 * 3600
     dev_tokens: bool = False
     # Mount the sandbox payment provider's checkout (POST /sandbox/checkout/{order}). Development
     # and tests only: it pays orders without real money.
@@ -59,6 +61,11 @@ class Settings:
     # How often each process reports its local viewer counts and reads the room totals.
     viewers_interval_s: float = 2.0
     allowed_origins: tuple[str, ...] = ()
+    # Integrators' webhooks (server/hooks.py): how often each process looks for undelivered
+    # events, how long one delivery may take, and the first retry delay (doubling, jittered).
+    hook_poll_ms: int = 500
+    hook_timeout_s: float = 5.0
+    hook_retry_base_ms: int = 1000
     # Start on an external Redis that is not configured for money (AOF always, noeviction),
     # with a warning instead of refusing (server/redis_runtime.py, docs/durability.md).
     redis_allow_unsafe: bool = False
@@ -117,6 +124,9 @@ class Settings:
             raise ConfigError("GIFTCAST_RESUME_MAX_EVENTS must be >= 1 and GIFTCAST_VIEWERS_INTERVAL_S > 0")
         if self.gift_max_count < 1 or self.max_frame_bytes < 1024:
             raise ConfigError("GIFTCAST_GIFT_MAX_COUNT must be >= 1 and GIFTCAST_MAX_FRAME_BYTES >= 1024")
+        if self.hook_poll_ms < 10 or self.hook_retry_base_ms < 10 or not 0 < self.hook_timeout_s <= 300:
+            raise ConfigError("GIFTCAST_HOOK_POLL_MS and GIFTCAST_HOOK_RETRY_BASE_MS must be >= 10, "
+                              "GIFTCAST_HOOK_TIMEOUT_S in (0, 300]")
         if not 0.05 <= self.gift_recovery_s <= 3600:
             raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
         if self.failpoint is not None and self.failpoint not in FAILPOINTS:
@@ -162,6 +172,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "data_dir": ("GIFTCAST_DATA_DIR", "embedded Valkey's data and AOF folder"),
     "token_secret": ("GIFTCAST_TOKEN_SECRET", "HMAC key for bearer tokens (random per start if unset)"),
     "token_ttl_s": ("GIFTCAST_TOKEN_TTL_S", "lifetime of minted tokens, seconds"),
+    "overlay_token_ttl_s": ("GIFTCAST_OVERLAY_TOKEN_TTL_S", "lifetime of overlay tokens minted by creators, seconds"),
     "dev_tokens": ("GIFTCAST_DEV_TOKENS", "enable POST /dev/tokens (development only)"),
     "sandbox_payments": ("GIFTCAST_SANDBOX_PAYMENTS", "enable the sandbox checkout that pays orders for free (development only)"),
     "webhook_secret": ("GIFTCAST_WEBHOOK_SECRET", "HMAC key shared with the payment provider"),
@@ -179,6 +190,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "resume_max_events": ("GIFTCAST_RESUME_MAX_EVENTS", "most missed events a resume replays (more: fresh snapshot)"),
     "viewers_interval_s": ("GIFTCAST_VIEWERS_INTERVAL_S", "seconds between viewer-count reports and `viewers` events"),
     "allowed_origins": ("GIFTCAST_ALLOWED_ORIGINS", "comma-separated browser origins allowed to open a WebSocket (empty: same host only)"),
+    "hook_poll_ms": ("GIFTCAST_HOOK_POLL_MS", "how often each process looks for undelivered webhook events, ms"),
+    "hook_timeout_s": ("GIFTCAST_HOOK_TIMEOUT_S", "time limit of one webhook delivery, seconds"),
+    "hook_retry_base_ms": ("GIFTCAST_HOOK_RETRY_BASE_MS", "first retry delay of a failed webhook delivery, ms (doubles, up to 10 min)"),
     "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
     "redis_wait_replicas": ("GIFTCAST_REDIS_WAIT_REPLICAS", "replicas whose AOF must confirm a money operation before it is acknowledged (WAITAOF; 0: off)"),
     "redis_wait_timeout_ms": ("GIFTCAST_REDIS_WAIT_TIMEOUT_MS", "how long a money operation waits for those replicas before answering durability_unknown, ms"),

@@ -148,3 +148,14 @@ async def test_watch_prints_only_events_after_the_snapshot(capsys, queued, print
     assert await cli.watch(FakeClient(queued, snapshot_seq=5), "alice", None) == 0  # type: ignore[arg-type]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["t"] == "joined" and [e["seq"] for e in lines[1:]] == printed
+
+
+async def test_creator_sets_a_goal_and_gets_the_overlay_url(live_server):
+    creator = ("--dev-user", "alice", "--role", "creator")
+    assert (await run_cli(live_server, *creator, "open"))[0] == 0
+    status, out, err = await run_cli(live_server, *creator, "goal", "5000")
+    assert status == 0, err
+    assert out[0]["goal"] == 5000
+    status, out, err = await run_cli(live_server, *creator, "overlay")
+    assert status == 0, err
+    assert out[0]["overlay_url"] == f"{live_server.http_url}/overlay/alice?token={out[0]['token']}"

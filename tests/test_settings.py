@@ -62,3 +62,11 @@ def test_unsafe_values_are_refused_at_start(var, value):
 def test_the_test_only_failpoint_is_off_unless_named():
     assert Settings.from_env({}).failpoint is None
     assert Settings.from_env({"GIFTCAST_FAILPOINT": "crash_after_debit"}).failpoint == "crash_after_debit"
+
+
+@pytest.mark.parametrize("var,value", [
+    ("GIFTCAST_HOOK_POLL_MS", "0"), ("GIFTCAST_HOOK_RETRY_BASE_MS", "1"), ("GIFTCAST_HOOK_TIMEOUT_S", "0"),
+])
+def test_webhook_timings_that_would_spin_or_hang_are_refused(var, value):
+    with pytest.raises(ConfigError, match=var):
+        Settings.from_env({var: value})
