@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,6 +23,8 @@ from server.settings import Settings
 from tests.conftest import MONEY_CONFIG, wait_until
 from tests.factories import make_stores
 from tests.ws_client import open_client
+
+T = TypeVar("T")
 
 
 class Replicated:
@@ -90,6 +93,15 @@ async def durable_server(start_server, replicated, primary):
     return start
 
 
+async def until_confirmed(send: Callable[[], Awaitable[T]], unconfirmed: Callable[[T], bool]) -> T:
+    """What a client does with `durability_unknown`: retry the same request until it is answered
+    otherwise. (A replica that just caught up can take up to ~1 s to report its AOF fsync.)"""
+    async with asyncio.timeout(30):
+        while unconfirmed(reply := await send()):
+            pass
+    return reply
+
+
 async def gift_entries(client: aioredis.Redis, user: str = "bob") -> int:
     return sum(1 for _, fields in await client.xrange(keys.ledger(user)) if fields[b"kind"] == b"gift_sent")
 
@@ -120,7 +132,7 @@ async def test_an_unconfirmed_gift_is_durability_unknown_and_its_retry_applies_n
             first = await client.gift(key="g1")
             retry_while_paused = await client.gift(key="g1")  # a replay waits for the replica too
         await wait_until(lambda: _replica_in_sync(primary))
-        retry = await client.gift(key="g1")
+        retry = await until_confirmed(lambda: client.gift(key="g1"), lambda r: r.get("code") == "durability_unknown")
     finally:
         await client.close()
     assert first["t"] == retry_while_paused["t"] == "error"
@@ -148,7 +160,9 @@ async def test_an_unconfirmed_purchase_over_http_is_503_durability_unknown_then_
         with replicated.replica_paused():
             first = await http.post("/v1/goods/purchases", json={"good_id": "neon_filter", "key": "p1"})
         await wait_until(lambda: _replica_in_sync(primary))
-        retry = await http.post("/v1/goods/purchases", json={"good_id": "neon_filter", "key": "p1"})
+        retry = await until_confirmed(
+            lambda: http.post("/v1/goods/purchases", json={"good_id": "neon_filter", "key": "p1"}),
+            lambda r: r.status_code == 503)
         inventory = (await http.get("/v1/me/inventory")).json()
     assert (first.status_code, first.json()["error"]["code"]) == (503, "durability_unknown")
     assert (retry.status_code, retry.json()["replay"]) == (200, True)
