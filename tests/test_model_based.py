@@ -5,7 +5,11 @@ Valkey): recharges through the signed webhook (duplicated, late, stale, forged, 
 twice, redelivered steps later), refunds and chargebacks through it (repeated, with another
 reversal id, locking an account whose coins went negative), purchases of goods over HTTP, rooms
 opening and closing, gifts over WebSockets (retries with the same key, conflicting keys, bad
-counts, insufficient funds, locked accounts) one at a time and in concurrent batches. After every step the server must agree with the pure model: each reply,
+counts, insufficient funds, locked accounts) one at a time and in concurrent batches,
+admin adjustments of coins and diamonds (replays, conflicts, refused overdrafts), withdrawals
+requested by creators (holding diamonds; replays, conflicts, insufficient diamonds) and rejected
+by an admin (releasing them; repeated). The payout leg is not stepped: an approval
+is paid by the sandbox provider's asynchronous webhook, which a step cannot wait for in order. After every step the server must agree with the pure model: each reply,
 every balance, every ledger entry (`GET /v1/me/ledger`), each room's state, and the audit's
 conservation totals.
 
@@ -38,10 +42,12 @@ from server.audit import audit
 from server.auth import Principal
 from server.catalog import load_catalog
 from server.codec import SendGift
-from server.economy import price_gift, price_goods
+from server.economy import balance_adjustment, price_gift, price_goods
 from server.errors import GiftcastError
 from server.model import EconomyModel, LedgerEntry
 from server.profiles import Profile
+from server.settings import Settings
+from server.withdrawals import withdrawal_id
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.webhooks import deliver, payment_event
 from tests.ws_client import JSON, MSGPACK, Client, open_client
@@ -56,6 +62,10 @@ BUNDLES = ("coins_70", "coins_350", "coins_700")
 CATALOG = load_catalog()
 RATE_BP = 10_000
 
+# The smallest withdrawal the test server allows (creators earn a few diamonds per run), and the
+# model's limit: the smaller of the day and week limits the server runs with.
+WITHDRAW_MIN = 1
+WITHDRAW_LIMIT = min(Settings().withdraw_day_diamonds, Settings().withdraw_week_diamonds)
 GOODS = ("neon_filter", "sparkle_entrance")
 REVERSALS = {"refund": "payment.refunded", "chargeback": "payment.charged_back"}
 PLANS = ("once", "duplicates", "late", "stale_then_fresh", "forged", "declined_then_paid",
@@ -139,6 +149,7 @@ class Harness:
         self.http = {user: server.http(server.token(user, "creator" if user in CREATORS else "viewer"))
                      for user in VIEWERS + CREATORS}
         self.webhook = server.http()
+        self.admin = server.http(server.token("root", "admin"))
         self.sockets: dict[str, list[Client]] = {}
 
     def run(self, make: Callable[[], Awaitable[T]]) -> T:
@@ -162,7 +173,7 @@ class Harness:
 
     async def close(self) -> None:
         await self.close_sockets()
-        for client in (*self.http.values(), self.webhook):
+        for client in (*self.http.values(), self.webhook, self.admin):
             await client.aclose()
 
     async def gift(self, op: GiftOp) -> dict[str, Any]:
@@ -172,6 +183,7 @@ class Harness:
 def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
     class GiftcastMachine(RuleBasedStateMachine):
         paid = Bundle("paid")
+        withdrawals = Bundle("withdrawals")
 
         def __init__(self) -> None:
             super().__init__()
@@ -295,6 +307,51 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             assert response.status_code == 200, response.text
             assert (response.json()["status"], response.json()["replay"]) == ("paid", not fresh)
 
+        # -- admin adjustments (they also give creators diamonds to withdraw) ------------------
+
+        @rule(user=st.sampled_from(VIEWERS + CREATORS), unit=st.sampled_from(("coins", "diamonds")),
+              delta=st.sampled_from((-5, 25, 40)), key=st.sampled_from(("a0", "a1", "a2")))
+        def adjust(self, user: str, unit: str, delta: int, key: str) -> None:
+            change = balance_adjustment(Principal("root", "admin"), user, unit, delta, "test", key)
+            response = h.run(lambda: h.admin.post(f"/v1/admin/users/{user}/adjustments",
+                                                  json={"unit": unit, "delta": delta, "reason": "test", "key": key}))
+            replay = (user, "grant:" + key) in self.model.idempotency
+            try:
+                balance = self.model.grant(user, change.kind, unit, delta, key, change.fingerprint)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert response.status_code == (200 if replay else 201), response.text
+            assert (response.json()["balance"], response.json()["replay"]) == (balance, replay)
+
+        # -- withdrawals: requested by a creator, rejected by an admin -------------------------
+
+        @rule(target=withdrawals, creator=st.sampled_from(CREATORS), diamonds=st.sampled_from((1, 3, 10)),
+              key=st.sampled_from(("w0", "w1", "w2")))
+        def withdraw(self, creator: str, diamonds: int, key: str) -> Any:
+            response = h.run(lambda: h.http[creator].post(
+                "/v1/withdrawals", json={"diamonds": diamonds, "method": "paypal", "key": key}))
+            wid = withdrawal_id(creator, key)
+            replay = wid in self.model.withdrawals
+            try:
+                self.model.request_withdrawal(creator, wid, diamonds, "paypal", WITHDRAW_LIMIT)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return multiple()
+            assert response.status_code == (200 if replay else 201), response.text
+            assert (response.json()["id"], response.json()["replay"]) == (wid, replay)
+            return wid
+
+        @rule(wid=withdrawals)
+        def reject(self, wid: str) -> None:
+            response = h.run(lambda: h.admin.post(f"/v1/admin/withdrawals/{wid}/reject", json={"reason": "test"}))
+            try:
+                status, _ = self.model.settle_withdrawal(wid, "failed")
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert (response.status_code, response.json()["status"]) == (200, status), response.text
+
         # -- after every step -------------------------------------------------------------------
 
         @invariant()
@@ -302,16 +359,20 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             state = h.run(lambda: server_state(h))
             for user in VIEWERS + CREATORS:
                 wallet, ledger = state[user]
-                assert (wallet["coins"], wallet["diamonds"]) == (
-                    self.model.coins.get(user, 0), self.model.diamonds.get(user, 0)), user
+                assert (wallet["coins"], wallet["diamonds"], wallet["diamonds_held"]) == (
+                    self.model.coins.get(user, 0), self.model.diamonds.get(user, 0),
+                    self.model.diamonds_held.get(user, 0)), user
                 assert ledger == self.model.ledger.get(user, []), user
             for creator in CREATORS:
                 assert state["rooms"][creator] == ("open" if creator in self.model.open_rooms else "closed")
             report = state["audit"]
             assert report.ok, report.problems
             assert self.model.conserved()
-            assert (report.coins_credited, report.coins_spent, report.diamonds_credited) == (
-                self.model.coins_credited, self.model.coins_spent, self.model.diamonds_credited)
+            assert (report.coins_credited, report.coins_adjusted, report.coins_reversed, report.coins_spent) == (
+                self.model.coins_credited, self.model.coins_adjusted, self.model.coins_reversed,
+                self.model.coins_spent)
+            assert (report.diamonds_credited, report.diamonds_adjusted, report.diamonds_paid_out) == (
+                self.model.diamonds_credited, self.model.diamonds_adjusted, self.model.diamonds_paid_out)
 
     return GiftcastMachine
 
@@ -329,7 +390,7 @@ async def server_state(h: Harness) -> dict[str, Any]:
 
 
 async def run_machine(start_server: Callable[..., Awaitable[LiveServer]], redis: Any, **profile: Any) -> None:
-    harness = Harness(await start_server(), redis, asyncio.get_running_loop())
+    harness = Harness(await start_server(withdraw_min_diamonds=WITHDRAW_MIN), redis, asyncio.get_running_loop())
     try:
         await asyncio.to_thread(
             run_state_machine_as_test, machine_for(harness),
