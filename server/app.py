@@ -75,7 +75,8 @@ def create_app(settings: Settings) -> Starlette:
             hub = RoomHub(settings, metrics=metrics)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
                                   history_len=settings.room_history_len, spend_caps=spend_caps(settings))
-            bank = Bank.build(client, scripts, settings)
+            bank = Bank.build(client, scripts, settings, catalog)
+            await bank.rates.reload()  # published rates contradicting the catalog stop the server here
             gift_store: WalletStore | SplitGiftStore = wallets
             recovery: GiftRecovery | None = None
             if runtime.cluster:  # gifts span two slots: debit, credit, complete, and a recovery loop
@@ -96,7 +97,8 @@ def create_app(settings: Settings) -> Starlette:
                 settings=settings, catalog=catalog, redis=client, wallets=wallets,
                 orders=OrderStore(client, scripts),
                 lives=LiveStore(client, scripts, history_len=settings.room_history_len),
-                gifts=GiftService(catalog, gift_store, bank.profiles, require_birth_date=settings.require_birth_date),
+                gifts=GiftService(catalog, gift_store, bank.profiles, bank.rates,
+                                  require_birth_date=settings.require_birth_date),
                 hub=hub, history=history, viewers=viewers, sandbox=sandbox, redis_ready=runtime.ready,
                 connections=AddressLimit(settings.max_connections_per_address), metrics=metrics, bank=bank,
             )

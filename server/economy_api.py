@@ -82,7 +82,8 @@ async def rates(request: Request) -> Response:
     errors: [unknown_region]
     """
     region = await _catalog_region(request)
-    return JSONResponse(_services(request).catalog.rates.current(region.code, _now_ms()).to_wire())
+    rates = await _services(request).bank.rates.table()
+    return JSONResponse(rates.current(region.code, _now_ms()).to_wire())
 
 
 def _reader(request: Request) -> Principal:

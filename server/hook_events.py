@@ -1,11 +1,13 @@
-"""What a webhook delivers next, decided from the room's history. Pure: no I/O, no clock.
+"""What a webhook (or an event stream, server/event_stream.py) delivers next, decided from the
+room's history. Pure: no I/O, no clock.
 
 A webhook is a cursor into the room's history (`live:{u:ID}:history`, one entry per room event,
 id = its seq) plus the little state needed to derive events the history does not hold:
 the current live's diamonds and the goal, to announce ``goal_reached`` when a gift crosses it.
 `plan_batch` turns the history entries after the cursor into the events to POST and the state
 after them; the cursor only moves once the receiver answered 2xx, so a batch is delivered
-at least once, always in seq order.
+at least once, always in seq order. The event stream runs the same planner one event at a time,
+its cursor starting where the client says it stopped (`state_at` finds the state there).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["HookState", "Batch", "plan_batch", "EVENT_TYPES"]
+import msgpack
+
+__all__ = ["HookState", "Batch", "plan_batch", "state_at", "history_entry", "is_live_start", "EVENT_TYPES"]
 
 # Types a webhook may subscribe to. `gap` (history trimmed past the cursor) is always sent.
 EVENT_TYPES = ("gift", "live", "goal", "goal_reached", "streak_end")
@@ -47,7 +51,7 @@ def plan_batch(state: HookState, entries: Iterable[tuple[int, dict[str, Any]]], 
         kind = event.get("t")
         if kind in wanted:
             events.append(event)
-        if kind == "live" and event.get("state") == "open":
+        if is_live_start(event):
             diamonds, goal = 0, 0  # a new live starts from zero and without a goal, as on the server
         elif kind == "goal":
             goal = int(event.get("diamonds", 0))
@@ -58,3 +62,28 @@ def plan_batch(state: HookState, entries: Iterable[tuple[int, dict[str, Any]]], 
                                "live_id": event.get("live_id"), "goal": goal, "live_diamonds": diamonds,
                                "ts": event.get("ts")})
     return Batch(events, HookState(seq, diamonds, goal))
+
+
+def state_at(since: int, newest_first: Iterable[tuple[int, dict[str, Any]]]) -> HookState:
+    """The state of a cursor at `since`, from the history entries at or before it, newest first
+    (the caller may stop them after the first live start). It is replayed from the latest live
+    start among them; when the history no longer reaches back to one, from zero at its oldest
+    entry (so the live's diamonds may be undercounted)."""
+    back: list[tuple[int, dict[str, Any]]] = []
+    for entry in newest_first:
+        back.append(entry)
+        if is_live_start(entry[1]):
+            break
+    back.reverse()
+    start = back[0][0] - 1 if back else since
+    replayed = plan_batch(HookState(start, 0, 0), back, frozenset()).state
+    return HookState(since, replayed.live_diamonds, replayed.goal)
+
+
+def is_live_start(event: dict[str, Any]) -> bool:
+    return event.get("t") == "live" and event.get("state") == "open"
+
+
+def history_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> tuple[int, dict[str, Any]]:
+    """(seq, event) of one entry of a room's history stream (id `SEQ-0`, field `e`: msgpack)."""
+    return int(entry_id.split(b"-")[0]), msgpack.unpackb(fields[b"e"])

@@ -27,13 +27,12 @@ import time
 from typing import Any
 
 import httpx
-import msgpack
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from server import keys, signing
 from server.errors import InvalidField, TooManyWebhooks, UnknownWebhook
-from server.hook_events import EVENT_TYPES, HookState, plan_batch
+from server.hook_events import EVENT_TYPES, HookState, history_entry, plan_batch
 from server.scripts import Scripts
 from server.settings import Settings
 
@@ -174,7 +173,7 @@ class HookDispatcher:
         if not await self._client.set(lease_key, owner, nx=True, px=lease_ms):
             return  # another process is delivering it
         lease_keys = [lease_key, state_key, keys.hooks(creator)]
-        history = [(int(entry_id.split(b"-")[0]), msgpack.unpackb(data[b"e"])) for entry_id, data in entries]
+        history = [history_entry(entry_id, data) for entry_id, data in entries]
         batch = plan_batch(state, history, frozenset(hook["events"]))
         try:
             error = await self._post(creator, hook, batch.events) if batch.events else None

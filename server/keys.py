@@ -36,6 +36,11 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     hooks:creators                set    creators with webhooks (no tag: read on its own)
     giftcast:durability           channel nobody listens; a replicated no-op before WAITAOF
                                          (server/durable.py, GIFTCAST_REDIS_WAIT_REPLICAS)
+    locked:accounts               zset   user id -> ms locked: accounts a reversed payment left
+                                         negative, for admins (an index written after the script:
+                                         see locked_accounts)
+    rates:published               hash   rate versions admins published at run time (not money:
+                                         see rate_store, publish_rate.lua)
 """
 
 from __future__ import annotations
@@ -139,8 +144,8 @@ def withdrawals(user_id: str) -> str:
 
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
-
-
+LOCKED_ACCOUNTS = "locked:accounts"
+PUBLISHED_RATES = "rates:published"
 HOOK_CREATORS = "hooks:creators"
 
 

@@ -42,9 +42,12 @@ STATEMENT = obj(user_id=STR, entries=array(obj(id=STR, kind=STR, unit={"enum": [
                                                balance=INT, ts=INT)), next=OPT_STR)
 PROFILE = {"user_id": STR, "region": STR, "birth_date": OPT_STR, "account_type": {"enum": ["personal", "business"]}}
 ORDER = obj(id=STR, buyer=STR, bundle_id=STR, coins=INT, bonus_coins=INT, price=INT, currency=STR, region=STR,
-            method=STR, status={"enum": ["pending", "paid", "failed"]}, created_at=INT, **{
+            method=STR, status={"enum": ["pending", "paid", "failed", "refunded", "charged_back"]}, created_at=INT, **{
                 "checkout_url?": STR, "payment_id?": STR, "paid_at?": INT, "failed_payment_id?": STR,
-                "failure?": STR, "failed_at?": INT})
+                "failure?": STR, "failed_at?": INT, "credited?": INT, "reversal_id?": STR, "reversed_at?": INT,
+                "reversed_amount?": INT, "reversed_coins?": INT,
+                "reversals?": {"type": "object", "additionalProperties": obj(amount=INT, coins=INT)}})
+RATE = obj(region=STR, version=INT, from_ms=OPT_INT, rate_bp=INT, cash_per_1000_diamonds=INT, currency=STR)
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": obj(error=obj(code=STR, message=STR)),
@@ -59,7 +62,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                                 **AVAILABILITY))),
     "GoodsList": obj(region=STR, goods=array(obj(id=STR, name=STR, kind={"enum": ["effect", "filter", "badge"]},
                                                  coins=INT, **AVAILABILITY))),
-    "Rate": obj(region=STR, version=INT, from_ms=OPT_INT, rate_bp=INT, cash_per_1000_diamonds=INT, currency=STR),
+    "Rate": RATE,
+    "RateList": obj(rates={"type": "object", "additionalProperties": array(RATE)}),
+    "RateChange": obj(region=STR, rate_bp=INT, cash_per_1000_diamonds=INT, **{"from?": INT}),
+    "LockedAccounts": obj(accounts=array(obj(user_id=STR, coins=INT, locked=STR, since=INT))),
     "Wallet": obj(user_id=STR, coins=INT, diamonds=INT, **{"diamonds_held?": INT, "locked?": OPT_STR}),
     "Ledger": obj(user_id=STR, entries=array(obj(id=STR, kind=STR, unit={"enum": ["coins", "diamonds"]},
                                                  delta=INT, balance=INT))),
@@ -75,7 +81,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "PaymentEvent": obj(type={"enum": ["payment.succeeded", "payment.failed", "payment.refunded",
                                             "payment.charged_back"]},
                         data=obj(payment_id=STR, order_id=STR, **{"amount?": INT, "currency?": STR,
-                                                                 "method?": STR, "reason?": STR})),
+                                                                 "method?": STR, "reason?": STR,
+                                                                 "reversal_id?": STR})),
     "PaymentResult": obj(order_id=STR, status=STR, **{"credited?": INT, "replay?": BOOL}),
     "Checkout": obj(**{"outcome?": {"enum": ["succeed", "decline"]},
                        "deliveries?": {"type": "integer", "minimum": 1, "maximum": 5},
@@ -109,8 +116,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Adjustment": obj(unit={"enum": ["coins", "diamonds"]}, delta=INT, reason=STR, key=STR),
     "Grant": obj(user_id=STR, kind={"enum": ["reward", "adjustment"]}, unit={"enum": ["coins", "diamonds"]},
                  delta=INT, balance=INT, replay=BOOL),
-    "Reversal": obj(**{"deliveries?": {"type": "integer", "minimum": 1, "maximum": 5}}),
-    "ReversalStarted": obj(reversal_id=STR, order_id=STR, kind={"enum": ["refund", "chargeback"]}),
+    "Reversal": obj(**{"deliveries?": {"type": "integer", "minimum": 1, "maximum": 5},
+                       "amount?": {"type": "integer", "minimum": 1}}),
+    "ReversalStarted": obj(reversal_id=STR, order_id=STR, kind={"enum": ["refund", "chargeback"]}, amount=INT),
 }
 
 

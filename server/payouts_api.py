@@ -39,7 +39,8 @@ async def request_withdrawal(request: Request) -> Response:
     bank = services.bank
     quote = quote_withdrawal(services.catalog, principal, await bank.profiles.get(principal.user_id),
                              data.get("diamonds"), data.get("method", "paypal"), data.get("key"),
-                             now_ms=int(time.time() * 1000), limits=bank.withdrawal_limits)
+                             now_ms=int(time.time() * 1000), limits=bank.withdrawal_limits,
+                             rates=await bank.rates.table())
     hold = await bank.withdrawals.request(quote)
     withdrawal = await bank.withdrawals.get(hold.withdrawal_id)
     return JSONResponse(withdrawal | {"replay": hold.replay}, status_code=200 if hold.replay else 201)

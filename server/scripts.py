@@ -66,10 +66,11 @@ class TimedScript:
 
 Script = AsyncScript | DurableScript | TimedScript
 
-# Every script but the room's live state, goal and viewer counts and the integrator webhooks'
-# delivery state: they move coins or diamonds, or write the state (orders, withdrawals, limits,
+# Every script but the room's live state, goal and viewer counts, the integrator webhooks'
+# delivery state and published rate versions (keys.py: not money; a rate is recorded in every
+# gift it priced): they move coins or diamonds, or write the state (orders, withdrawals, limits,
 # idempotency records) that decides who may. A new script waits unless it is listed here.
-NOT_MONEY = frozenset({"set_live_state", "set_goal", "report_viewers", "hook_update"})
+NOT_MONEY = frozenset({"set_live_state", "set_goal", "report_viewers", "hook_update", "publish_rate"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class Scripts:
     adjust_balance: Script
     set_spend_limit: Script
     hook_update: Script
+    publish_rate: Script
 
     @classmethod
     def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None,

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisClusterException, RedisError
 
 from server import codec
-from server.admission import client_host
 from server.auth import Principal
 from server.logs import request_id as log_request_id
 from server.errors import Forbidden, GiftcastError, NotInRoom, TooManyRooms, Unavailable
@@ -71,9 +70,7 @@ class Session:
     def on_close(self) -> None:
         self._services.hub.leave_all(self._conn)
         self._rooms.clear()
-        self._services.connections.release(client_host(self._conn.remote_address))
-        closing = self._conn.protocol.close_sent or self._conn.protocol.close_rcvd
-        self._services.metrics.connection_closed(closing.code if closing else 1006)  # 1006: no close frame
+        self._services.connection_closed(self._conn)
 
     async def _handle(self, frame: codec.ClientFrame) -> dict[str, Any] | None:
         match frame:

@@ -84,6 +84,9 @@ class Settings:
     require_birth_date: bool = False
     # How long the gift path keeps a profile it read (0: read on every gift).
     profile_cache_s: float = 5.0
+    # How long a process prices with the rate versions it read before reading the published ones
+    # again; a version an admin publishes takes effect no sooner than this plus a second later.
+    rate_refresh_s: float = 5.0
     # Withdrawals, in diamonds: 200,000 diamonds is 1,000 USD at the US rate (0.005 USD each).
     withdraw_min_diamonds: int = 2_000
     withdraw_day_diamonds: int = 200_000
@@ -116,6 +119,8 @@ class Settings:
             raise ConfigError("GIFTCAST_IDEMPOTENCY_TTL_S must be at least 86400 (24 hours)")
         if self.profile_cache_s < 0:
             raise ConfigError("GIFTCAST_PROFILE_CACHE_S must be >= 0")
+        if not 0 < self.rate_refresh_s <= 3600:
+            raise ConfigError("GIFTCAST_RATE_REFRESH_S must be more than 0 and at most 3600")
         if min(self.spend_cap_day_coins, self.spend_cap_week_coins) < 1 or self.spend_limit_raise_delay_s < 0:
             raise ConfigError("GIFTCAST_SPEND_CAP_DAY_COINS and _WEEK_COINS must be >= 1, the raise delay >= 0")
         if not 1 <= self.withdraw_min_diamonds <= min(self.withdraw_day_diamonds, self.withdraw_week_diamonds):
@@ -202,6 +207,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "spend_limit_raise_delay_s": ("GIFTCAST_SPEND_LIMIT_RAISE_DELAY_S", "delay before a raised self-set limit applies"),
     "require_birth_date": ("GIFTCAST_REQUIRE_BIRTH_DATE", "refuse buying and gifting without a birth date on file"),
     "profile_cache_s": ("GIFTCAST_PROFILE_CACHE_S", "how long the gift path keeps a profile it read, seconds"),
+    "rate_refresh_s": ("GIFTCAST_RATE_REFRESH_S", "how often a process re-reads the rate versions admins published, seconds"),
     "withdraw_min_diamonds": ("GIFTCAST_WITHDRAW_MIN_DIAMONDS", "smallest withdrawal, diamonds"),
     "withdraw_day_diamonds": ("GIFTCAST_WITHDRAW_DAY_DIAMONDS", "diamonds a creator may withdraw per UTC day"),
     "withdraw_week_diamonds": ("GIFTCAST_WITHDRAW_WEEK_DIAMONDS", "diamonds a creator may withdraw per ISO week"),

@@ -108,7 +108,7 @@ class WalletStore:
 
 
 _INT_FIELDS = frozenset({"delta", "balance", "count", "rate_bp", "rate_version", "ts", "coins", "price", "cash",
-                         "diamonds", "cash_per_1000_diamonds"})
+                         "diamonds", "cash_per_1000_diamonds", "amount"})
 
 
 def ledger_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:

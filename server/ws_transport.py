@@ -8,10 +8,12 @@ The gateway contract (the real one is server/session.py):
     gateway.settings: Settings
     gateway.open_session(request_headers: Headers, query: dict[str, str],
                          connection: Connection) -> handler     # sync; may raise GiftcastError
+    gateway.open_event_stream(...)                              # the same, for EVENTS_PATH
     handler.on_message(message: bytes | str) -> Awaitable[None]
     handler.on_close() -> None | Awaitable[None]
 
-Handshake: only `/ws` (anything else: 404). Subprotocols `giftcast.msgpack.v1` (also the default
+Handshake: only `/ws` and the integrators' event stream `/v1/integrations/events` (anything
+else: 404); `ENDPOINTS` names the gateway method that opens each. Subprotocols `giftcast.msgpack.v1` (also the default
 when the client offers none) and `giftcast.json.v1` pick `Connection.fmt` before `open_session`
 runs; offering only unknown ones gets 400. `open_session` authenticates (`Authorization:
 Bearer` or `?token=`), checks Origin and the per-address limit; its `GiftcastError` becomes
@@ -60,13 +62,15 @@ from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, Unauth
 from server.settings import Settings
 
 __all__ = [
-    "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WS_PATH",
+    "ENDPOINTS", "EVENTS_PATH", "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WS_PATH",
     "SessionGateway", "SessionHandler", "WebSocketTransport",
 ]
 
 log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
+EVENTS_PATH = "/v1/integrations/events"
+ENDPOINTS = {WS_PATH: "open_session", EVENTS_PATH: "open_event_stream"}  # path -> gateway method
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 20.0
 MAX_INFLIGHT = 16
@@ -82,6 +86,10 @@ class SessionGateway(TypingProtocol):
     settings: Settings
 
     def open_session(
+        self, request_headers: Headers, query: dict[str, str], connection: Connection
+    ) -> SessionHandler: ...
+
+    def open_event_stream(
         self, request_headers: Headers, query: dict[str, str], connection: Connection
     ) -> SessionHandler: ...
 
@@ -189,7 +197,8 @@ class WebSocketTransport(asyncio.Protocol):
     def _handle_request(self, request: Request) -> None:
         assert self.connection is not None
         path, _, query_string = request.path.partition("?")
-        if path != WS_PATH:
+        opener = ENDPOINTS.get(path)
+        if opener is None:
             self._reject(NotFound("no WebSocket endpoint at this path"))
             return
         response = self.protocol.accept(request)
@@ -201,7 +210,7 @@ class WebSocketTransport(asyncio.Protocol):
         try:
             if self._gateway is None:
                 raise RuntimeError('no session gateway: app state has no "giftcast"')
-            handler = self._gateway.open_session(request.headers, query, self.connection)
+            handler = getattr(self._gateway, opener)(request.headers, query, self.connection)
         except MultipleValuesError as exc:  # e.g. two Origin headers: ambiguous
             self._reject(BadRequest(f"duplicate header {exc}"))
             return

@@ -133,13 +133,14 @@ def make_stores(client: aioredis.Redis, *, idempotency_ttl_s: int = 48 * 3600, h
     """Every store on `client`; `settings` overrides Settings fields (caps, limits, delays)."""
     scripts = Scripts.register(client)
     config = Settings(idempotency_ttl_s=idempotency_ttl_s).with_overrides(**settings)
+    catalog = catalog or load_catalog()
     return Stores(
-        client, catalog or load_catalog(),
+        client, catalog,
         WalletStore(client, scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=history_len,
                     spend_caps=spend_caps(config)),
         OrderStore(client, scripts),
         LiveStore(client, scripts, history_len=history_len),
-        Bank.build(client, scripts, config),
+        Bank.build(client, scripts, config, catalog),
         scripts,
         config,
     )

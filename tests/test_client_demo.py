@@ -159,3 +159,14 @@ async def test_creator_sets_a_goal_and_gets_the_overlay_url(live_server):
     status, out, err = await run_cli(live_server, *creator, "overlay")
     assert status == 0, err
     assert out[0]["overlay_url"] == f"{live_server.http_url}/overlay/alice?token={out[0]['token']}"
+
+
+async def test_events_prints_the_room_events_after_a_position(live_server):
+    await run_cli(live_server, "--dev-user", "alice", "--role", "creator", "open")
+    await run_cli(live_server, "--dev-user", "alice", "--role", "creator", "goal", "1")
+    await run_cli(live_server, "--dev-user", "bob", "buy", "coins_70")
+    await run_cli(live_server, "--dev-user", "bob", "gift", "alice", "rose")
+    status, out, err = await run_cli(live_server, "--dev-user", "alice", "--role", "overlay", "events",
+                                     "--since", "1", "--max-events", "3")
+    assert status == 0, err
+    assert [(f["t"], f.get("seq")) for f in out] == [("ready", None), ("goal", 2), ("gift", 3), ("goal_reached", 3)]

@@ -1,6 +1,6 @@
 """What a webhook delivers next (server/hook_events.py), from history entries. Pure."""
 
-from server.hook_events import EVENT_TYPES, HookState, plan_batch
+from server.hook_events import EVENT_TYPES, HookState, plan_batch, state_at
 
 ALL = frozenset(EVENT_TYPES)
 
@@ -48,3 +48,21 @@ def test_trimmed_history_is_announced_as_a_gap():
 def test_unknown_event_types_from_newer_servers_pass_when_subscribed():
     streak_end = (2, {"t": "streak_end", "room": "alice", "seq": 2, "streak": {"id": "s", "count": 3}})
     assert plan_batch(HookState(1, 0, 0), [streak_end], ALL).events == [streak_end[1]]
+
+
+def opened(seq):
+    return seq, {"t": "live", "room": "alice", "seq": seq, "state": "open"}
+
+
+def test_the_state_at_a_position_is_replayed_from_the_latest_live_start():
+    newest_first = [gift(6, 10), (5, {"t": "goal", "room": "alice", "seq": 5, "diamonds": 50}), gift(4, 7),
+                    opened(3), gift(2, 1000), opened(1)]
+    assert state_at(6, newest_first) == HookState(6, 17, 50)
+
+
+def test_the_state_at_a_position_counts_from_the_oldest_entry_without_a_live_start():
+    assert state_at(9, [gift(9, 4), gift(8, 3)]) == HookState(9, 7, 0)
+
+
+def test_the_state_at_a_position_without_history_is_empty():
+    assert state_at(12, []) == HookState(12, 0, 0)

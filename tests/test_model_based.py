@@ -227,7 +227,7 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             created = h.run(lambda: h.http[viewer].post("/v1/orders", json={"bundle_id": bundle}))
             assert created.status_code == 201
             order = created.json()
-            self.model.create_order(order["id"], CATALOG.bundle(bundle))
+            self.model.create_order(order["id"], CATALOG.bundle(bundle), order["price"])
             payment = "pay_" + secrets.token_hex(6)
             body = payment_event(order, payment)
 

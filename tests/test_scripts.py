@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.resources
 import re
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,14 @@ def test_every_script_that_writes_the_ledger_is_a_money_script():
     writers = {field.name for field in dataclasses.fields(Scripts) if "ledger" in script_source(field.name)}
     assert writers and writers <= MONEY
     assert MONEY.isdisjoint(NOT_MONEY) and MONEY | NOT_MONEY == {field.name for field in dataclasses.fields(Scripts)}
+
+
+def test_no_script_or_module_edits_or_trims_a_ledger():
+    """Ledger entries are never edited or removed (corrections are new entries): no source
+    deletes, trims or re-ids a stream entry, and the only capped streams are room histories."""
+    server = Path(__file__).parent.parent / "server"
+    sources = {path.name: path.read_text() for path in [*server.glob("*.py"), *server.glob("lua/*.lua")]}
+    editing = re.compile(r"XDEL|XTRIM|XSETID|\.xdel\(|\.xtrim\(|\.xadd\(.*maxlen", re.IGNORECASE)
+    assert [name for name, text in sources.items() if editing.search(text)] == []
+    capped = [line for text in sources.values() for line in text.splitlines() if "'MAXLEN'" in line]
+    assert capped and all("'e', event)" in line for line in capped), capped  # history events only

@@ -20,6 +20,7 @@ from server import signing
 from server.auth import mint_token
 from server.app import ALL_ROUTES
 from server.payments import PAYOUT_WEBHOOK_PATH, WEBHOOK_PATH
+from server.ws_transport import EVENTS_PATH, WS_PATH
 from tests.conftest import TOKEN_SECRET, WEBHOOK_SECRET
 from tests.factories import make_stores
 from tests.webhooks import payment_event
@@ -60,6 +61,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/v1/me/withdrawals"): row(401, 403, 403, 200, 403, 403),
     ("GET", "/v1/withdrawals/{withdrawal_id}"): row(401, 404, 404, 200, 200, 404),
     ("GET", "/v1/admin/withdrawals"): row(401, 403, 403, 403, 200, 403),
+    ("GET", "/v1/admin/locked-accounts"): row(401, 403, 403, 403, 200, 403),
+    ("GET", "/v1/admin/rates"): row(401, 403, 403, 403, 200, 403),
+    ("POST", "/v1/admin/rates"): row(401, 403, 403, 403, 201, 403),
     ("GET", "/v1/admin/users/{user_id}/withdrawals"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/v1/admin/withdrawals/{withdrawal_id}/reject"): row(401, 403, 403, 403, 200, 403),
     ("POST", "/v1/admin/withdrawals/{withdrawal_id}/approve"): row(401, 403, 403, 403, 409, 403),  # rejected
@@ -97,6 +101,7 @@ BODIES = {"/dev/tokens": {"user_id": "eve"}, "/v1/orders": {"bundle_id": "coins_
           "/v1/withdrawals": {"diamonds": 2000, "key": "m2"},
           "/v1/admin/withdrawals/{withdrawal_id}/reject": {"reason": "matrix"},
           "/v1/admin/users/{user_id}/profile": {"account_type": "business"},
+          "/v1/admin/rates": {"region": "GB", "rate_bp": 9_000, "cash_per_1000_diamonds": 360},
           "/v1/admin/users/{user_id}/rewards": {"coins": 5, "reason": "matrix", "key": "r1"},
           "/v1/admin/users/{user_id}/adjustments": {"unit": "coins", "delta": 5, "reason": "matrix", "key": "a1"},
           "/v1/integrations/webhooks": {"url": "http://127.0.0.1:9/hook"}}
@@ -196,10 +201,11 @@ async def test_bad_tokens_are_refused_on_every_authenticated_route(live_server, 
     assert wrong == []
 
 
-async def test_bad_tokens_are_refused_at_the_websocket_handshake(live_server):
+@pytest.mark.parametrize("path", [WS_PATH, EVENTS_PATH])
+async def test_bad_tokens_are_refused_at_the_websocket_handshake(live_server, path):
     for name, token in bad_tokens(live_server).items():
         with pytest.raises(InvalidStatus) as refused:
-            await connect(f"{live_server.ws_url}?token={token}")
+            await connect(f"{live_server.ws_url.removesuffix(WS_PATH)}{path}?token={token}")
         response = refused.value.response
         assert (response.status_code, json.loads(response.body)["error"]["code"]) == (401, name.split(":")[0]), name
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from server.catalog import load_catalog
 from server.errors import ConfigError
 from server.settings import SETTINGS_DOC, Settings
 
@@ -70,3 +71,12 @@ def test_the_test_only_failpoint_is_off_unless_named():
 def test_webhook_timings_that_would_spin_or_hang_are_refused(var, value):
     with pytest.raises(ConfigError, match=var):
         Settings.from_env({var: value})
+
+
+def test_default_spending_caps_are_about_500_usd_a_day_and_2000_a_week():
+    """The issue's reference caps (YouTube), priced at the US price per coin of the largest bundle."""
+    settings, largest = Settings(), max(load_catalog().bundles.values(), key=lambda bundle: bundle.coins)
+    usd_cents_per_coin = largest.prices["US"] / largest.coins
+    day, week = (round(cap * usd_cents_per_coin / 100) for cap in (settings.spend_cap_day_coins,
+                                                                   settings.spend_cap_week_coins))
+    assert (day, week) == (pytest.approx(500, rel=0.01), pytest.approx(2_000, rel=0.01))
