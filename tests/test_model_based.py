@@ -2,8 +2,8 @@
 
 A hypothesis `RuleBasedStateMachine` drives a real giftcast (uvicorn, real WebSockets, a real
 Valkey): recharges through the signed webhook (duplicated, late, stale, forged, declined, paid
-twice, redelivered steps later), refunds and chargebacks through it (repeated, with another
-reversal id, locking an account whose coins went negative), purchases of goods over HTTP, rooms
+twice, redelivered steps later), refunds and chargebacks through it (whole or a third, repeated,
+with another reversal id, locking an account whose coins went negative), purchases of goods over HTTP, rooms
 opening and closing, gifts over WebSockets (retries with the same key, conflicting keys, bad
 counts, insufficient funds, locked accounts) one at a time and in concurrent batches,
 admin adjustments of coins and diamonds (replays, conflicts, refused overdrafts), withdrawals
@@ -95,12 +95,12 @@ gift_ops = st.builds(GiftOp, st.sampled_from(VIEWERS), st.sampled_from(CREATORS)
                      st.integers(1, 4), st.sampled_from(KEYS), st.integers(0, 1))
 
 
-def reversal_event(paid_body: bytes, kind: str, reversal_id: str) -> bytes:
-    """The provider's refund or chargeback of the payment that `paid_body` announced."""
+def reversal_event(paid_body: bytes, kind: str, reversal_id: str, amount: int) -> bytes:
+    """The provider's refund or chargeback of `amount` of the payment that `paid_body` announced."""
     data = json.loads(paid_body)["data"]
     return json.dumps({"id": "evt_" + secrets.token_hex(6), "type": REVERSALS[kind], "created": int(time.time()),
                        "data": {"payment_id": data["payment_id"], "order_id": data["order_id"],
-                                "reversal_id": reversal_id, "amount": data["amount"],
+                                "reversal_id": reversal_id, "amount": amount,
                                 "currency": data["currency"]}}).encode()
 
 
@@ -262,22 +262,23 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             data = json.loads(body)["data"]
             try:
                 self.model.pay_order(data["order_id"], data["payment_id"])  # paid: a replay
-            except GiftcastError as exc:  # reversed since: a success redelivered after it is refused
+            except GiftcastError as exc:  # wholly reversed since: a success redelivered after it is refused
                 assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
                 return
             self.check_credit(response, fresh=False)
 
         # -- refunds and chargebacks through the signed webhook --------------------------------
 
-        @rule(body=paid, kind=st.sampled_from(sorted(REVERSALS)), reversal=st.sampled_from(("r0", "r1")))
-        def reverse(self, body: bytes, kind: str, reversal: str) -> None:
-            response = h.run(lambda: deliver(h.webhook, reversal_event(body, kind, reversal), WEBHOOK_SECRET))
+        @rule(body=paid, kind=st.sampled_from(sorted(REVERSALS)), reversal=st.sampled_from(("r0", "r1", "r2")),
+              whole=st.booleans())
+        def reverse(self, body: bytes, kind: str, reversal: str, whole: bool) -> None:
             data = json.loads(body)["data"]
-            order = self.model.orders[data["order_id"]]
-            replay = order.reversal == reversal
+            amount = data["amount"] if whole else max(1, data["amount"] // 3)  # partial: a third
+            response = h.run(lambda: deliver(h.webhook, reversal_event(body, kind, reversal, amount), WEBHOOK_SECRET))
+            replay = reversal in self.model.orders[data["order_id"]].reversals
             try:
-                _, locked = self.model.reverse_order(data["order_id"], kind, reversal,
-                                                     data["payment_id"])
+                _, _, locked = self.model.reverse_order(data["order_id"], kind, reversal, data["payment_id"],
+                                                        amount)
             except GiftcastError as exc:
                 assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
                 return
