@@ -23,6 +23,7 @@ from server.catalog import load_catalog
 from server.cluster_broker import ClusterBroker
 from server.gift_recovery import GiftRecovery
 from server.gifting import GiftService
+from server.durable import ReplicaWait
 from server.economy_api import routes as economy_routes
 from server.history import RoomHistory
 from server.http_api import exception_handlers, routes
@@ -72,7 +73,7 @@ def create_app(settings: Settings) -> Starlette:
         async with RedisRuntime(settings) as runtime:
             client = runtime.client
             metrics = Metrics()
-            scripts = Scripts.register(client, observe=metrics.script_timer)
+            scripts = Scripts.register(client, observe=metrics.script_timer, wait=ReplicaWait.from_settings(settings))
             hub = RoomHub(settings, metrics=metrics)
             policy = GiftPolicy.from_settings(settings)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,

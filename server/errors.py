@@ -46,6 +46,7 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     ├── TooManyConnections             too_many_connections 429
     ├── RateLimited                    rate_limited        429  (+ retry_after_ms)
     └── Unavailable                    unavailable         503
+        └── DurabilityUnknown          durability_unknown  503
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ __all__ = [
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
     "OrderState", "TooManyConnections", "Unavailable", "error_for_code", "BelowMinimum", "AgeRestricted", "AccountLocked",
     "AccountRestricted", "NotAvailable", "UnknownItem", "UnknownWithdrawal", "SpendingLimit",
-    "WithdrawalLimit", "WithdrawalState", "RateLimited", "TooManyWebhooks", "UnknownWebhook",
+    "WithdrawalLimit", "WithdrawalState", "RateLimited", "TooManyWebhooks", "UnknownWebhook", "DurabilityUnknown",
 ]
 
 
@@ -251,6 +252,13 @@ class RateLimited(GiftcastError):
 
 class Unavailable(GiftcastError):
     code, status = "unavailable", 503
+
+
+class DurabilityUnknown(Unavailable):
+    """A money operation ran on the primary but its replicas did not confirm it in time
+    (server/durable.py): it stands unless a failover loses it; retry with the same key to learn."""
+
+    code = "durability_unknown"
 
 
 def _leaves(cls: type[GiftcastError]) -> list[type[GiftcastError]]:

@@ -39,6 +39,8 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
     hook:{u:ID}:HOOK:lease        string which process is delivering it now (expires)
     hooks:creators                set    creators with webhooks (no tag: read on its own)
+    giftcast:durability           channel nobody listens; a replicated no-op before WAITAOF
+                                         (server/durable.py, GIFTCAST_REDIS_WAIT_REPLICAS)
     locked:accounts               zset   user id -> ms locked: accounts a reversed payment left
                                          negative, for admins (an index written after the script:
                                          see locked_accounts)
@@ -183,3 +185,6 @@ def hook_state(creator_id: str, hook_id: str) -> str:
 
 def hook_lease(creator_id: str, hook_id: str) -> str:
     return "hook:" + tag(creator_id) + ":" + hook_id + ":lease"
+
+
+DURABILITY_CHANNEL = "giftcast:durability"

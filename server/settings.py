@@ -69,6 +69,10 @@ class Settings:
     # Start on an external Redis that is not configured for money (AOF always, noeviction),
     # with a warning instead of refusing (server/redis_runtime.py, docs/durability.md).
     redis_allow_unsafe: bool = False
+    # Replicas whose AOF must hold a money operation before it is acknowledged (WAITAOF 1 N), and
+    # how long to wait for them; 0: acknowledge once the primary has it (server/durable.py).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 2_000
     log_level: str = "info"
     # Platform spending caps (gifts and goods), in coins per UTC day and ISO week. The defaults
     # are about YouTube's 500 / 2,000 USD at the US price of the largest bundle (0.0143 USD/coin).
@@ -148,6 +152,11 @@ class Settings:
             raise ConfigError("GIFTCAST_GIFT_RECOVERY_S must be between 0.05 and 3600")
         if self.failpoint is not None and self.failpoint not in FAILPOINTS:
             raise ConfigError(f"GIFTCAST_FAILPOINT must be one of {', '.join(FAILPOINTS)}")
+        if self.redis_wait_replicas < 0 or not 1 <= self.redis_wait_timeout_ms <= 5_000:
+            raise ConfigError("GIFTCAST_REDIS_WAIT_REPLICAS must be >= 0, GIFTCAST_REDIS_WAIT_TIMEOUT_MS 1..5000")
+        if self.redis_wait_replicas and (self.redis_url is None or "+cluster://" in self.redis_url):
+            raise ConfigError("GIFTCAST_REDIS_WAIT_REPLICAS needs a REDIS_URL with replicas (not the embedded "
+                              "Valkey, not yet Redis Cluster)")
         if self.log_format not in ("json", "plain"):
             raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
         if self.streak_window_ms < 1 or self.streak_sweep_ms < 1:
@@ -214,6 +223,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "hook_timeout_s": ("GIFTCAST_HOOK_TIMEOUT_S", "time limit of one webhook delivery, seconds"),
     "hook_retry_base_ms": ("GIFTCAST_HOOK_RETRY_BASE_MS", "first retry delay of a failed webhook delivery, ms (doubles, up to 10 min)"),
     "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
+    "redis_wait_replicas": ("GIFTCAST_REDIS_WAIT_REPLICAS", "replicas whose AOF must confirm a money operation before it is acknowledged (WAITAOF; 0: off)"),
+    "redis_wait_timeout_ms": ("GIFTCAST_REDIS_WAIT_TIMEOUT_MS", "how long a money operation waits for those replicas before answering durability_unknown, ms"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
     "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),

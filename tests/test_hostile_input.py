@@ -189,6 +189,32 @@ async def test_connections_past_the_per_address_limit_get_429_and_other_addresse
     await other.close()
 
 
+async def test_a_connection_flood_from_one_address_leaves_other_addresses_served(start_server, stores):
+    """127.0.0.1 holds its limit and keeps hammering handshakes; meanwhile a viewer already
+    watching from 127.0.0.3 and a new one connecting from 127.0.0.2 are served as usual."""
+    server = await start_server(max_connections_per_address=3)
+    watcher = await open_client(server.ws_url, server.token("dave"), join=("alice",), local_addr=("127.0.0.3", 0))
+    url = f"{server.ws_url}?token={server.token('mallory')}"
+    held = [await connect(url) for _ in range(3)]
+
+    async def flood_handshake() -> int:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url)
+        return refused.value.response.status_code
+
+    flood = [asyncio.create_task(flood_handshake()) for _ in range(50)]
+    newcomer = await open_client(server.ws_url, server.token("carol"), join=("alice",), local_addr=("127.0.0.2", 0))
+    ack = await newcomer.gift(key="during-the-flood")
+    seen = await watcher.next_event("gift")
+    assert await asyncio.gather(*flood) == [429] * 50
+    assert ack["t"] == "ack" and seen["from"] == "carol"
+    assert server_open_from(server, "127.0.0.1") == 3
+    for ws in held:
+        await ws.close()
+    await newcomer.close()
+    await watcher.close()
+
+
 async def test_a_refused_handshake_holds_no_slot(start_server, stores):
     server = await start_server(max_connections_per_address=1)
     for _ in range(5):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.scripts import Scripts, script_source
+from server.scripts import MONEY, NOT_MONEY, Scripts, script_source
 
 
 def library(name: str) -> str:
@@ -47,6 +47,13 @@ async def test_every_script_compiles_in_valkey(redis):
     for field in dataclasses.fields(scripts):
         script = getattr(scripts, field.name)
         assert await redis.script_load(script.script) == script.sha
+
+
+def test_every_script_that_writes_the_ledger_is_a_money_script():
+    """With GIFTCAST_REDIS_WAIT_REPLICAS, MONEY is what waits for replicas (server/durable.py)."""
+    writers = {field.name for field in dataclasses.fields(Scripts) if "ledger" in script_source(field.name)}
+    assert writers and writers <= MONEY
+    assert MONEY.isdisjoint(NOT_MONEY) and MONEY | NOT_MONEY == {field.name for field in dataclasses.fields(Scripts)}
 
 
 def test_no_script_or_module_edits_or_trims_a_ledger():
