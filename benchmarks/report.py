@@ -23,6 +23,10 @@ def _f(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
+def _pct(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
 def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
@@ -33,26 +37,32 @@ def _machine(results: dict[str, Any]) -> list[str]:
     m = results["machine"]
     return [f"Machine: {m['nproc']} cores, {m['cpu_model']}, kernel {m['kernel']}, {m['mem_gib']} GiB, "
             f"Python {m['python']}, Node {m['node']}; load average at start {m['loadavg_at_start']}. "
-            f"Placement: {results['placement']}. Valkey appendfsync={results['valkey_fsync']}. "
+            f"Placement: {results['placement']}. Valkey appendfsync={results['valkey_fsync']}"
+            f"{'; Redis Cluster of %d primaries' % results['cluster_primaries'] if results.get('cluster_primaries') else ''}. "
             f"Command: `{' '.join(results['argv'])}` (started {results['started']}).", ""]
 
 
 def _throughput(data: dict[str, Any]) -> list[str]:
     raw, matched = data["raw"], data.get("raw_matched")
-    r0 = raw["runs"][0]
-    rows = [[f"raw send_gift.lua ({r0['connections']} conns × {r0['depth']} pipelined)", raw["gifts_per_s"],
-             None, None, None, None, 1.0, None, raw["reconciled"]]]
-    if matched:
+    rows = []
+    if raw:
+        r0 = raw["runs"][0]
+        rows.append([f"raw send_gift.lua ({r0['connections']} conns × {r0['depth']} pipelined)", raw["gifts_per_s"],
+                     None, None, None, None, ratio(raw["gifts_per_s"], data.get("raw_capacity")), None, raw["reconciled"],
+             None, None])
+    if raw and matched:
         m0 = matched["runs"][0]
         rows.append([f"raw send_gift.lua ({m0['connections']} conns × {m0['depth']} pipelined)",
-                     matched["gifts_per_s"], None, None, None, None, raw and matched["gifts_per_s"] / raw["gifts_per_s"],
-                     1.0, matched["reconciled"]])
+                     matched["gifts_per_s"], None, None, None, None, ratio(matched["gifts_per_s"], data.get("raw_capacity")),
+                     1.0, matched["reconciled"], None, None])
     for c in data["targets"]:
         rows.append([c["target"], c["gifts_per_s"], c["ack_p50_ms"], c["ack_p99_ms"], c["server_cpu_us_per_gift"],
-                     c["valkey_cpu_us_per_gift"], c["ratio_to_raw"], c.get("ratio_to_raw_matched"), c["reconciled"]])
+                     c["valkey_cpu_us_per_gift"], c["ratio_to_raw"], c.get("ratio_to_raw_matched"), c["reconciled"],
+                     _pct(c.get("server_core_busy")), _pct(c.get("generator_core_busy"))])
     return [f"### Scenario 1: gift throughput ({data['senders']} senders × {data['depth']} in flight)", "",
             *_table(["target", "gifts/s", "ack p50 ms", "ack p99 ms", "server µs/gift", "Valkey µs/gift",
-                     "× raw Lua", "× raw Lua, same concurrency", "balances reconcile"],
+                     "× raw Lua capacity (best raw row)", "× raw Lua, same concurrency", "balances reconcile", "server core busy %",
+                     "Valkey + generator core busy %"],
                     [[r[0], *[round(x, 2) if isinstance(x, float) else x for x in r[1:]]] for r in rows])]
 
 
@@ -73,7 +83,7 @@ def _fanout(cells: list[dict[str, Any]]) -> list[str]:
                     for r in rows])]
     out += ["#### giftcast's server CPU per delivery as a ratio (giftcast ÷ other; < 1: giftcast cheaper)", ""]
     by = {(c["target"], c["viewers"], c["rate"]): c for c in cells if "skipped" not in c}
-    gifts = sorted({t for t, _, _ in by if t.startswith("giftcast")})
+    gifts = sorted({t for t, _, _ in by if t.startswith("giftcast") and "-before" not in t})
     others = [t for t in (*REFERENCES, *PEERS) if any(k[0] == t for k in by)]
     rows = []
     for g in gifts:
@@ -85,13 +95,24 @@ def _fanout(cells: list[dict[str, Any]]) -> list[str]:
                          *[_f(ratio(mine, by[(o, n, rate)]["server_cpu_us_per_delivery"]), 2)
                            if (o, n, rate) in by else "–" for o in others]])
     out += _table(["giftcast", "viewers", "gifts/s", "µs/delivery", *[f"÷ {o}" for o in others]], rows)
+    before = [[t, str(n), _f(rate, 0), _f(b["server_cpu_us_per_delivery"], 2), _f(c["server_cpu_us_per_delivery"], 2),
+               _f(ratio(c["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"]), 2), _f(b["p99_ms"], 1),
+               _f(c["p99_ms"], 1)]
+              for (t, n, rate), c in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))
+              if t.startswith("giftcast") and "-before" not in t
+              and (b := by.get((t.replace("giftcast", "giftcast-before", 1), n, rate))) is not None]
+    if before:
+        out += ["", "#### Before and after this branch's server changes (giftcast-before = `--before` revision)", "",
+                *_table(["giftcast", "viewers", "gifts/s", "before µs/delivery", "after µs/delivery", "after ÷ before",
+                         "before p99 ms", "after p99 ms"], before)]
     return out
 
 
 def _connections(cells: list[dict[str, Any]]) -> list[str]:
     seen = {}
     for c in cells:
-        seen.setdefault((c["target"], c["viewers"]), c["connect"])
+        if "connect" in c:
+            seen.setdefault((c["target"], c["viewers"]), c["connect"])
     rows = [[t, str(n), s["handshakes_per_s"], s["rss_per_conn_kib"], s["server_cpu_us_per_handshake"]]
             for (t, n), s in sorted(seen.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
     return ["### Scenario 3: connections (measured while the fan-out room connects)", "",

@@ -5,6 +5,7 @@
 | giftcast | `python -m server serve`, GIFTCAST_COALESCE_MS=0 (one loop tick) | giftcast msgpack |
 | giftcast-c10, -c20 | the same with a 10 / 20 ms coalescing window | giftcast msgpack |
 | giftcast-json | the same, clients on the JSON subprotocol | giftcast json |
+| giftcast-before, -before-c10 | giftcast as of `--before REV` (the server/ tree of that commit), for before/after in one run | giftcast msgpack |
 | floor | baselines/floor.py: one pre-encoded frame per transport, coalesced per tick | giftcast msgpack |
 | websockets | baselines/websockets_broadcast.py: `websockets.broadcast()` | giftcast msgpack |
 | starlette | baselines/starlette_app.py: Starlette + uvicorn, `await ws.send_bytes` per member | giftcast msgpack |
@@ -44,6 +45,7 @@ class Context:
     log_dir: Path
     gift_prices: dict[str, int]
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    before_dir: Path | None = None  # a tree holding server/ as of `--before REV` (giftcast-before)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Target:
     dialect: str
     uses_redis: bool
     env: tuple[tuple[str, str], ...] = ()
+    before: bool = False  # run the server/ of ctx.before_dir instead of this checkout's
 
     def argv(self) -> list[str]:
         py = sys.executable
@@ -78,6 +81,8 @@ class Target:
             "GIFTCAST_SPEND_CAP_DAY_COINS": str(MAX_COINS), "GIFTCAST_SPEND_CAP_WEEK_COINS": str(MAX_COINS),
             # Capacity, not policy: the per-user gift rate and the frame rates are off.
             "GIFTCAST_GIFT_RATE_PER_S": "0", "GIFTCAST_FRAME_RATE_PER_S": "0", "GIFTCAST_USER_FRAME_RATE_PER_S": "0",
+            # `--fsync everysec|no` runs Valkey unsafely on purpose (giftcast would refuse to start).
+            "GIFTCAST_REDIS_ALLOW_UNSAFE": "1",
             "BENCH_GIFT_PRICES": json.dumps(ctx.gift_prices), **dict(self.env), **ctx.extra_env,
         }
         argv = self.argv()
@@ -85,11 +90,17 @@ class Target:
             argv = [*argv, "--port", str(port)]
         if self.name == "node":
             ensure_node_peer()
-        return ServerProc(self.name + tag, argv, port=port, env=env, cpus=ctx.cpus, log_dir=ctx.log_dir)
+        cwd = ROOT
+        if self.before:
+            if ctx.before_dir is None:
+                raise RuntimeError(f"{self.name} needs --before REV")
+            cwd = ctx.before_dir
+            env["PYTHONPATH"] = str(cwd)  # `python -m server` finds that tree's server/ first
+        return ServerProc(self.name + tag, argv, port=port, env=env, cpus=ctx.cpus, log_dir=ctx.log_dir, cwd=cwd)
 
 
-def _giftcast(name: str, coalesce_ms: int, dialect: str = "giftcast-msgpack") -> Target:
-    return Target(name, "giftcast", dialect, True, (("GIFTCAST_COALESCE_MS", str(coalesce_ms)),))
+def _giftcast(name: str, coalesce_ms: int, dialect: str = "giftcast-msgpack", *, before: bool = False) -> Target:
+    return Target(name, "giftcast", dialect, True, (("GIFTCAST_COALESCE_MS", str(coalesce_ms)),), before)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -97,6 +108,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     _giftcast("giftcast-c10", 10),
     _giftcast("giftcast-c20", 20),
     _giftcast("giftcast-json", 0, "giftcast-json"),
+    _giftcast("giftcast-before", 0, before=True),
+    _giftcast("giftcast-before-c10", 10, before=True),
     Target("floor", "reference", "giftcast-msgpack", False),
     Target("websockets", "reference", "giftcast-msgpack", False),
     Target("starlette", "reference", "giftcast-msgpack", False),
@@ -117,4 +130,13 @@ def ensure_node_peer() -> None:
 
 def describe(name: str) -> dict[str, Any]:
     target = TARGETS[name]
-    return {"name": target.name, "kind": target.kind, "dialect": target.dialect, "env": dict(target.env)}
+    return {"name": target.name, "kind": target.kind, "dialect": target.dialect, "env": dict(target.env),
+            "before": target.before}
+
+
+def export_before(rev: str, into: Path) -> Path:
+    """Check out the server/ (and client_demo/, which it serves) of git revision `rev` into `into`."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", rev, "server", "client_demo"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into

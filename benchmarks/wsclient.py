@@ -61,6 +61,10 @@ class WsConn(asyncio.Protocol):
         self.close_code: int | None = None
         self.inflight: dict[int, int] = {}  # request id → send time (ns), for senders
         self.next_id = FIRST_GIFT_ID  # lower ids are the joins
+        # giftcast resume: the last room event seen (epoch, seq), sent as `since` on a rejoin
+        self.position: tuple[str, int] | None = None
+        self.since: tuple[str, int] | None = None
+        self.resumed: bool | None = None  # the joined reply's verdict on `since`
         self._buf = b""
         self._host = f"{host}:{port}"
 
@@ -196,7 +200,10 @@ class GiftcastDialect:
 
     def on_open(self, conn: WsConn) -> None:
         for i, room in enumerate(conn.rooms):
-            self._send(conn, {"t": "join", "id": i, "room": room})
+            join: dict[str, Any] = {"t": "join", "id": i, "room": room}
+            if conn.since is not None:
+                join["since"] = {"epoch": conn.since[0], "seq": conn.since[1]}
+            self._send(conn, join)
 
     def send_gift(self, conn: WsConn, request_id: int, key: str) -> None:
         self._send(conn, {"t": "gift", "id": request_id, "room": conn.room_for(request_id),
@@ -206,10 +213,15 @@ class GiftcastDialect:
         msg = msgpack.unpackb(payload) if self.fmt == "msgpack" else json.loads(payload)
         t = msg["t"]
         if t == "gift":
+            conn.position = (msg["epoch"], msg["seq"])
             conn.peer.event(msg["seq"], now)
         elif t == "ack":
             conn.peer.ack(conn, msg["id"], msg["receipt"]["seq"], now)
         elif t == "joined":
+            conn.resumed = msg.get("resumed")
+            at = msg if conn.resumed else msg.get("snapshot", {})
+            if conn.position is None and "seq" in at:
+                conn.position = (at.get("epoch", ""), at["seq"])
             conn.joined()
         elif t == "error":
             if not conn.opened.done():

@@ -8,6 +8,7 @@ the shared `Services` in the lifespan state under ``"giftcast"`` (see docs/fanou
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,7 +41,8 @@ from server.payouts_api import routes as payout_routes
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.ratelimit import UserBuckets
 from server.redis_runtime import RedisRuntime
-from server.scripts import Scripts
+from server.script_pipe import ScriptPipe
+from server.scripts import Scripts, TimedScript, script_source
 from server.services import Services
 from server.settings import Settings
 from server.split_gift import SplitGiftStore, crash_after_debit
@@ -74,6 +76,13 @@ def create_app(settings: Settings) -> Starlette:
             client = runtime.client
             metrics = Metrics()
             scripts = Scripts.register(client, observe=metrics.script_timer, wait=ReplicaWait.from_settings(settings))
+            # The hot path's script on a dedicated pipelined connection (server/script_pipe.py); not
+            # with replica waits, whose wrapper sends the script and its WAITAOF on one connection.
+            pipe = None
+            if not runtime.cluster and not settings.redis_wait_replicas:
+                pipe = ScriptPipe.for_url(runtime.url or "", script_source("send_gift"))
+            if pipe is not None:
+                scripts = dataclasses.replace(scripts, send_gift=TimedScript(pipe, metrics.script_timer("send_gift")))
             hub = RoomHub(settings, metrics=metrics)
             policy = GiftPolicy.from_settings(settings)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -130,6 +139,8 @@ def create_app(settings: Settings) -> Starlette:
                 await broker.stop()
                 await hub.aclose()
                 await history.aclose()
+                if pipe is not None:
+                    await pipe.aclose()
 
     return Starlette(routes=ALL_ROUTES,
                      exception_handlers=exception_handlers, lifespan=lifespan, middleware=[Middleware(ObservedHTTP)])

@@ -6,8 +6,10 @@ Contracts (docs/fanout.md explains why):
 - `SharedFrame` serializes an event at most once per wire format; every receiver of that format
   gets the very same `bytes` (server frames are unmasked and never compressed).
 - `Connection.send_shared()` and `Connection.send()` never await, and raise only for an event
-  that cannot be serialized (a bug). They append to the outbox; the first append of a loop tick
-  schedules one flush that writes everything pending with a single `transport.write()`.
+  that cannot be serialized (a bug). They append to the outbox; the first append since the last
+  write registers the connection with the loop's `Flusher` (server/flusher.py), whose one
+  callback per tick (or coalescing window) writes every registered connection's pending frames,
+  each with a single `transport.write()`.
 - Held while the transport is full: between the transport's `pause_writing` and
   `resume_writing` (its high-water mark), frames stay in the outbox instead of piling up in the
   transport, so `send_coalesced()` can still replace an unsent frame by its newer version.
@@ -30,6 +32,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import CONNECTING, OPEN, Protocol
 
 from server.codec import Format, encode
+from server.flusher import Flusher
 from server.settings import Settings
 
 __all__ = [
@@ -97,8 +100,8 @@ class Connection:
 
     __slots__ = (
         "transport", "protocol", "fmt", "remote_address", "close_timeout_s", "writes",
-        "frames_sent", "_loop", "_limit", "_coalesce_s", "_outbox", "_pending", "_base",
-        "_slots", "_flush_handle", "_close_timer", "_accepting", "_open", "_paused",
+        "frames_sent", "_loop", "_limit", "_flusher", "_outbox", "_pending", "_base",
+        "_slots", "_scheduled", "_close_timer", "_accepting", "_open", "_paused",
         "_output_done", "_eof_written", "_closed", "__weakref__",
     )
 
@@ -121,12 +124,12 @@ class Connection:
         self.frames_sent = 0
         self._loop = asyncio.get_running_loop()
         self._limit = settings.outbox_limit_bytes
-        self._coalesce_s = settings.coalesce_ms / 1000
+        self._flusher = Flusher.for_loop(self._loop, settings.coalesce_ms / 1000)
         self._outbox: list[bytes] = []
         self._pending = 0  # bytes in _outbox
         self._base = 0  # transport buffer size when this batch started (read once per batch)
         self._slots: dict[object, int] | None = None  # coalescing key -> its frame's outbox index
-        self._flush_handle: asyncio.Handle | None = None
+        self._scheduled = False  # registered with the flusher, not flushed yet
         self._close_timer: asyncio.TimerHandle | None = None
         self._accepting = True  # frames may still be queued (no close started, not lost)
         self._open = False  # 101 written and protocol still OPEN: data frames may be written
@@ -172,11 +175,9 @@ class Connection:
             # The transport buffer only shrinks between ticks; reading it once per batch keeps
             # the per-frame cost to an addition and a comparison.
             self._base = self.transport.get_write_buffer_size()
-            if self._flush_handle is None:
-                if self._coalesce_s > 0:
-                    self._flush_handle = self._loop.call_later(self._coalesce_s, self._flush)
-                else:
-                    self._flush_handle = self._loop.call_soon(self._flush)
+            if not self._scheduled:
+                self._scheduled = True
+                self._flusher.add(self)
         pending = self._pending + len(data)
         if self._base + pending > self._limit:
             self.cut()
@@ -184,8 +185,9 @@ class Connection:
         self._pending = pending
         outbox.append(data)
 
-    def _flush(self) -> None:
-        self._flush_handle = None
+    def flush(self) -> None:
+        """Called by the flusher: write what the outbox holds (unless the transport is full)."""
+        self._scheduled = False
         self._write_outbox()
 
     def _write_outbox(self, *, force: bool = False) -> None:
@@ -216,8 +218,9 @@ class Connection:
     def mark_open(self) -> None:
         """Called once the 101 response is written: queued data frames may now go out."""
         self._open = self.protocol.state is OPEN and not self._output_done
-        if self._open and self._outbox and self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+        if self._open and self._outbox and not self._scheduled:
+            self._scheduled = True
+            self._flusher.add(self)
 
     def write_protocol_output(self) -> None:
         """Write what the Sans-I/O protocol has queued, after the data frames queued before it.
@@ -340,9 +343,6 @@ class Connection:
         """Called by the transport when the socket is gone. Drops whatever is still queued."""
         self._stop_data()
         self._output_done = True
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None

@@ -17,6 +17,14 @@
 - exit (also after a failed or cancelled enter): close the client, SIGTERM the Valkey and wait
   for it (it fsyncs the AOF and removes its pidfile), then release the lock.
 
+Connections: at most `settings.redis_max_connections` per process (a `BlockingConnectionPool`):
+a command that finds them all busy waits up to REDIS_POOL_TIMEOUT_S for one, then fails with a
+ConnectionError (a gift answers `unavailable`, retry with the same key). redis-py's default pool
+instead raised "Too many connections" at once past 100 concurrent commands. redis-py's cluster
+client has no waiting pool (past its per-node limit it raises at once), so on a cluster at most
+`redis_max_connections` commands and pipelines run at a time and the others wait their turn
+(`_WaitingCluster`).
+
 The client never retries a command by itself (redis-py's default would re-send up to 3 times): a
 command whose connection broke may or may not have run, and re-running a money script is the
 caller's decision (it owns the idempotency key).
@@ -40,8 +48,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
@@ -66,6 +74,35 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "retry": Retry(NoBackoff(), 0),
     "client_name": "giftcast",
 }
+
+
+# Seconds a command waits for a free pooled connection before failing.
+REDIS_POOL_TIMEOUT_S = 5.0
+
+class _WaitingCluster(RedisCluster):
+    """A RedisCluster on which at most `limit` commands or pipelines are in flight; the others
+    wait for a turn instead of failing with MaxConnectionsError."""
+
+    def limit(self, concurrent: int) -> _WaitingCluster:
+        self._turns = asyncio.Semaphore(concurrent)
+        return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._turns:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # raises, as RedisCluster does
+        return _WaitingPipeline(self, transaction)
+
+
+class _WaitingPipeline(ClusterPipeline):
+    __slots__ = ()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.cluster_client._turns:  # type: ignore[attr-defined]
+            return await super().execute(*args, **kwargs)
 
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -111,12 +148,19 @@ class RedisRuntime:
     async def __aenter__(self) -> RedisRuntime:
         try:
             if self._seed_url is not None:
-                self._client = RedisCluster.from_url(self._seed_url, **_CLIENT_OPTIONS)
+                limit = self._settings.redis_max_connections
+                # Per node: the turns bound what giftcast's commands take; the margin is for the
+                # client's own (topology refreshes).
+                self._client = _WaitingCluster.from_url(
+                    self._seed_url, max_connections=limit + 16, **_CLIENT_OPTIONS).limit(limit)
             else:
                 if self._settings.redis_url is None:
                     await self._start_embedded()
                 assert self.url is not None
-                self._client = Redis.from_url(self.url, **_CLIENT_OPTIONS)
+                pool = BlockingConnectionPool.from_url(
+                    self.url, max_connections=self._settings.redis_max_connections,
+                    timeout=REDIS_POOL_TIMEOUT_S, **_CLIENT_OPTIONS)
+                self._client = Redis.from_pool(pool)  # the client owns (and closes) the pool
             await self._check_server()
         except BaseException:
             await self._close()

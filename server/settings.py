@@ -73,6 +73,9 @@ class Settings:
     # how long to wait for them; 0: acknowledge once the primary has it (server/durable.py).
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 2_000
+    # Connections to Redis per process: commands beyond it wait for a free one (up to
+    # REDIS_POOL_TIMEOUT_S in server/redis_runtime.py) instead of failing.
+    redis_max_connections: int = 64
     log_level: str = "info"
     # Platform spending caps (gifts and goods), in coins per UTC day and ISO week. The defaults
     # are about YouTube's 500 / 2,000 USD at the US price of the largest bundle (0.0143 USD/coin).
@@ -157,6 +160,8 @@ class Settings:
         if self.redis_wait_replicas and (self.redis_url is None or "+cluster://" in self.redis_url):
             raise ConfigError("GIFTCAST_REDIS_WAIT_REPLICAS needs a REDIS_URL with replicas (not the embedded "
                               "Valkey, not yet Redis Cluster)")
+        if self.redis_max_connections < 2:
+            raise ConfigError("GIFTCAST_REDIS_MAX_CONNECTIONS must be >= 2 (pub/sub holds one)")
         if self.log_format not in ("json", "plain"):
             raise ConfigError("GIFTCAST_LOG_FORMAT must be json or plain")
         if self.streak_window_ms < 1 or self.streak_sweep_ms < 1:
@@ -225,6 +230,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "redis_allow_unsafe": ("GIFTCAST_REDIS_ALLOW_UNSAFE", "start on a REDIS_URL not configured for money, with a warning"),
     "redis_wait_replicas": ("GIFTCAST_REDIS_WAIT_REPLICAS", "replicas whose AOF must confirm a money operation before it is acknowledged (WAITAOF; 0: off)"),
     "redis_wait_timeout_ms": ("GIFTCAST_REDIS_WAIT_TIMEOUT_MS", "how long a money operation waits for those replicas before answering durability_unknown, ms"),
+    "redis_max_connections": ("GIFTCAST_REDIS_MAX_CONNECTIONS", "Redis connections per process (on a cluster: commands in flight at once); more wait for a free one"),
     "log_level": ("GIFTCAST_LOG_LEVEL", "logging level"),
     "spend_cap_day_coins": ("GIFTCAST_SPEND_CAP_DAY_COINS", "platform cap on coins spent per UTC day"),
     "spend_cap_week_coins": ("GIFTCAST_SPEND_CAP_WEEK_COINS", "platform cap on coins spent per ISO week"),

@@ -60,7 +60,10 @@ class GiftReceipt:
     replay: bool
 
     def to_wire(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Spelled out: dataclasses.asdict (deep copies, recursion) was 4% of a gift's CPU.
+        return {"seq": self.seq, "coins_spent": self.coins_spent, "balance": self.balance,
+                "diamonds_credited": self.diamonds_credited, "creator_diamonds": self.creator_diamonds,
+                "rate_bp": self.rate_bp, "ts": self.ts, "live_id": self.live_id, "replay": self.replay}
 
     @classmethod
     def from_result(cls, result: Sequence[Any], *, replay: bool) -> GiftReceipt:

@@ -43,7 +43,7 @@ def test_fanout_benchmark_delivers_every_event_to_every_member(tmp_path: Path) -
 @pytest.mark.slow
 def test_quick_benchmark_runs_every_scenario_and_reconciles(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    done = _bench(out, "throughput,fanout,crossproc,slow", "--slow-wait-s", "1")
+    done = _bench(out, "throughput,fanout,crossproc,slow,storm", "--slow-wait-s", "1", "--storm-jitter-s", "0.5")
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     scenarios = results["scenarios"]
@@ -65,6 +65,9 @@ def test_quick_benchmark_runs_every_scenario_and_reconciles(tmp_path: Path) -> N
     [slow] = scenarios["slow"]["cells"]
     assert slow["stalled"] == 1 and slow["fast_p99_ms"] is not None
 
+    [storm] = scenarios["storm"]["cells"]
+    assert storm["back"] == storm["viewers"] == 20 and storm["exactly_once"] and storm["gifts"] > 0
+
     assert "audit: OK" in results["audit"]
     assert "Scenario 2: fan-out" in (out / "results.md").read_text()
 
@@ -78,3 +81,18 @@ def test_locust_scenario_puts_its_numbers_in_the_results(tmp_path: Path) -> None
     locust = json.loads((out / "results.json").read_text())["scenarios"]["locust"]
     rows = {row[1]: row for row in locust["table"][1:]}
     assert rows["ws connect+join"][2] >= 1 and rows["Aggregated"][3] == 0  # requests, no failures
+
+
+@pytest.mark.slow
+def test_cluster_benchmark_runs_giftcast_on_a_valkey_cluster_and_reconciles(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "throughput,fanout", *TOY[:-2], "--targets", "giftcast",
+                           "--cluster", "3", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["cluster_primaries"] == 3
+    [giftcast] = results["scenarios"]["throughput"]["targets"]
+    assert giftcast["reconciled"] and giftcast["acks_total"] > 0 and not giftcast["errors_total"]
+    [cell] = results["scenarios"]["fanout"]
+    assert cell["loss"] == 0 and cell["deliveries_per_s"] > 0
+    assert "audit: OK" in results["audit"]

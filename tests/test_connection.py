@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
 import server.connection
 from server.connection import CLOSE_TOO_SLOW, SharedFrame, encode_frame
+from server.flusher import Flusher
 from server.hub import RoomHub
 from server.settings import Settings
 from tests.conftest import wait_until
@@ -209,3 +210,23 @@ async def test_a_slow_reader_gets_only_the_latest_viewer_count_not_a_backlog(sta
     assert [frame for frame in received if frame["t"] == "viewers"] == [{"t": "viewers", "count": 100}]
     assert received[-2:] == [{"t": "viewers", "count": 100}, {"t": "marker"}]
     await slow.close()
+
+
+async def test_frames_queued_on_many_connections_in_one_tick_are_written_by_one_callback(start_ws_server) -> None:
+    srv = await start_ws_server()
+    clients = [await connect(srv.url()) for _ in range(5)]
+    conns = [await srv.gateway.accepted.get() for _ in clients]
+    flusher = Flusher.for_loop(asyncio.get_running_loop())
+    await asyncio.sleep(0)  # let the tick that wrote the handshakes' flushes run first
+    runs_before, writes_before = flusher.runs, [conn.writes for conn in conns]
+    frame = SharedFrame({"t": "gift", "seq": 1})
+    for conn in conns:
+        conn.send_shared(frame)
+        conn.send({"t": "own"})
+    assert [[await recv_event(ws), await recv_event(ws)] for ws in clients] == \
+        [[{"t": "gift", "seq": 1}, {"t": "own"}]] * len(clients)
+    assert flusher.runs == runs_before + 1
+    assert [conn.writes for conn in conns] == [n + 1 for n in writes_before]
+    for ws in clients:
+        await ws.close()
+

@@ -125,6 +125,27 @@ async def test_redis_url_mode_uses_given_server(valkey_url: str, tmp_path: Path)
     assert not (tmp_path / "valkey").exists()  # nothing embedded was started
 
 
+async def test_more_concurrent_commands_than_connections_wait_for_one_instead_of_failing(
+        valkey_url: str, tmp_path: Path) -> None:
+    settings = Settings(redis_url=valkey_url, data_dir=tmp_path)
+    async with RedisRuntime(settings) as rt:
+        # Each command holds a connection until Valkey answers; redis-py's default pool raised
+        # "Too many connections" at the 101st instead of waiting.
+        replies = await asyncio.gather(*(rt.client.blpop(["no-such-list"], 0.01) for _ in range(150)))
+        clients = [c for c in await rt.client.client_list() if c.get("name") == "giftcast"]
+    assert replies == [None] * 150  # each timed out empty-handed, none failed
+    assert 1 <= len(clients) <= settings.redis_max_connections
+
+
+async def test_on_a_cluster_more_concurrent_commands_than_connections_wait_for_a_turn(valkey_cluster) -> None:
+    settings = Settings(redis_url=valkey_cluster.url, redis_max_connections=4)
+    async with RedisRuntime(settings) as rt:
+        # redis-py's cluster client raises MaxConnectionsError past its per-node limit.
+        replies = await asyncio.gather(*(rt.client.blpop([f"no-such-list-{i}"], 0.01) for i in range(150)),
+                                       *(rt.client.pipeline().get("a").get("b").execute() for _ in range(20)))
+    assert replies == [None] * 150 + [[None, None]] * 20
+
+
 async def test_unreachable_redis_url_is_a_config_error(tmp_path: Path) -> None:
     server = ValkeyServer(data_dir=tmp_path)
     server.start()

@@ -1,6 +1,7 @@
 """The gift script on a real Valkey: atomic debit/credit, idempotency, errors, concurrency."""
 
 import asyncio
+import dataclasses
 
 import msgpack
 import pytest
@@ -97,6 +98,12 @@ async def test_same_key_again_returns_first_receipt_and_charges_nothing(stores):
     assert again.replay and dataclass_without_replay(again) == dataclass_without_replay(first)
     assert (await stores.wallets.balances("bob")).coins == 8
     assert (await stores.wallets.balances(ALICE)).diamonds == 2
+
+
+async def test_a_receipt_on_the_wire_carries_every_field_of_the_receipt(stores):
+    await stores.set_coins("bob", 10)
+    receipt = await stores.wallets.apply_gift(charge(stores, count=2))
+    assert receipt.to_wire() == dataclasses.asdict(receipt)
 
 
 def dataclass_without_replay(receipt):

@@ -1,8 +1,8 @@
 """Scenario 5, cross-process: the sender on process A, viewers on A and on B (same room, same
 Valkey). The latency B's viewers see minus the latency A's viewers see is what crossing
 processes adds; Valkey's PUBLISH count over the window divided by the gifts is the publishes
-per gift (giftcast: the script's one PUBLISH; the peers: the script's, which nobody reads,
-plus their adapter's).
+per gift, PUBLISH and SPUBLISH counted together (giftcast: the script's one; the peers: the
+script's, which nobody reads, plus their adapter's).
 """
 
 from __future__ import annotations

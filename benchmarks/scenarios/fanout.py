@@ -13,7 +13,9 @@ median of the runs the generator did not saturate:
   it shares them, the kernel's work for what they send. Runs at >= 90% are discarded.
 
 A rate whose median delivers less than half the offered load ends that (target, N): higher
-rates are skipped and said so. A saturated generator only flags the cell (on a shared machine
+rates are skipped and said so. So is a rate whose offered deliveries (gifts/s × members) exceed
+MAX_OFFERED: far beyond what the Python generator reads on one core (~50–100k frames/s), its
+workers stop answering the harness instead of measuring anything. A saturated generator only flags the cell (on a shared machine
 other people's work on the generator's core counts too).
 """
 
@@ -30,7 +32,8 @@ __all__ = ["run"]
 
 SENDERS = 8
 GEN_SATURATED = 0.9
-DRAIN_S = 10.0
+DRAIN_S = 5.0
+MAX_OFFERED = 400_000  # deliveries/s
 MAX_SERVER_RSS = 3 * 2**30  # a server buffering without bound is stopped before it eats the machine
 
 
@@ -97,41 +100,56 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(bench: Bench, *, targets: list[str], sizes: list[int], rates: list[float], runs: int,
         warmup_s: float, measure_s: float) -> list[dict[str, Any]]:
+    """Every (size, target); results are recorded as they come, and a (size, target) that fails
+    (e.g. a generator worker stops answering under overload) is recorded as failed."""
     cells: list[dict[str, Any]] = []
     for size in sizes:
         for name in targets:
-            target = TARGETS[name]
-            log(f"fanout: {name} with {size} viewers: connecting")
-            with bench.room(target, size, SENDERS) as room:
-                log(f"fanout: {name} {size}: {room.connect_stats['handshakes_per_s']:.0f} handshakes/s, "
-                    f"{room.connect_stats['rss_per_conn_kib']:.1f} KiB RSS per connection")
-                skip_reason = None
-                for rate in rates:
-                    cell: dict[str, Any] = {"target": name, "viewers": size, "members": room.members,
-                                            "rate": rate, "connect": room.connect_stats}
-                    if skip_reason:
-                        cell["skipped"] = skip_reason
-                        cells.append(cell)
-                        continue
-                    done = []
-                    for i in range(runs):
-                        done.append(_one_run(bench, room, rate, warmup_s, measure_s, f"f{size}.{rate:g}.{i}.{name}"))
-                        if room.server.stats.rss_bytes() > MAX_SERVER_RSS:
-                            break  # the remaining runs would only grow it further
-                    cell["runs"] = done
-                    cell.update(summarize(done))
-                    cells.append(cell)
-                    log(f"fanout: {name} {size} @ {rate:g}/s: {cell['deliveries_per_s']:.0f} deliveries/s, "
-                        f"p50 {_ms(cell.get('p50_ms'))} p99 {_ms(cell.get('p99_ms'))}, loss {cell['loss']}, "
-                        f"server {cell['server_cpu_us_per_delivery'] or 0:.2f} µs/delivery "
-                        f"({cell['server_cpu_pct']:.0f}% cpu), generator {100 * cell['generator_busy']:.0f}%"
-                        + (" [generator saturated]" if cell["generator_saturated"] else ""))
-                    cell["server_rss_mib"] = room.server.stats.rss_bytes() / 2**20
-                    if cell["deliveries_per_s"] < 0.5 * rate * room.members:
-                        skip_reason = f"saturated at {rate:g} gifts/s (delivered < 50% of offered)"
-                    elif cell["server_rss_mib"] * 2**20 > MAX_SERVER_RSS:
-                        skip_reason = f"server RSS {cell['server_rss_mib']:.0f} MiB after {rate:g} gifts/s"
+            try:
+                _target(bench, cells, name, size, rates, runs, warmup_s, measure_s)
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                log(f"fanout: {name} {size}: FAILED: {exc}")
+                cells.append({"target": name, "viewers": size, "rate": None, "skipped": f"failed: {exc}"[:200]})
+            bench.record("fanout", cells)
     return cells
+
+
+def _target(bench: Bench, cells: list[dict[str, Any]], name: str, size: int, rates: list[float], runs: int,
+            warmup_s: float, measure_s: float) -> None:
+    target = TARGETS[name]
+    log(f"fanout: {name} with {size} viewers: connecting")
+    with bench.room(target, size, SENDERS) as room:
+        log(f"fanout: {name} {size}: {room.connect_stats['handshakes_per_s']:.0f} handshakes/s, "
+            f"{room.connect_stats['rss_per_conn_kib']:.1f} KiB RSS per connection")
+        skip_reason = None
+        for rate in rates:
+            cell: dict[str, Any] = {"target": name, "viewers": size, "members": room.members,
+                                    "rate": rate, "connect": room.connect_stats}
+            if not skip_reason and rate * room.members > MAX_OFFERED:
+                skip_reason = (f"{rate * room.members:,.0f} deliveries/s offered is beyond the load generator "
+                               f"(> {MAX_OFFERED:,} /s)")
+            if skip_reason:
+                cell["skipped"] = skip_reason
+                cells.append(cell)
+                continue
+            done = []
+            for i in range(runs):
+                done.append(_one_run(bench, room, rate, warmup_s, measure_s, f"f{size}.{rate:g}.{i}.{name}"))
+                if room.server.stats.rss_bytes() > MAX_SERVER_RSS:
+                    break  # the remaining runs would only grow it further
+            cell["runs"] = done
+            cell.update(summarize(done))
+            cells.append(cell)
+            log(f"fanout: {name} {size} @ {rate:g}/s: {cell['deliveries_per_s']:.0f} deliveries/s, "
+                f"p50 {_ms(cell.get('p50_ms'))} p99 {_ms(cell.get('p99_ms'))}, loss {cell['loss']}, "
+                f"server {cell['server_cpu_us_per_delivery'] or 0:.2f} µs/delivery "
+                f"({cell['server_cpu_pct']:.0f}% cpu), generator {100 * cell['generator_busy']:.0f}%"
+                + (" [generator saturated]" if cell["generator_saturated"] else ""))
+            cell["server_rss_mib"] = room.server.stats.rss_bytes() / 2**20
+            if cell["deliveries_per_s"] < 0.5 * rate * room.members:
+                skip_reason = f"saturated at {rate:g} gifts/s (delivered < 50% of offered)"
+            elif cell["server_rss_mib"] * 2**20 > MAX_SERVER_RSS:
+                skip_reason = f"server RSS {cell['server_rss_mib']:.0f} MiB after {rate:g} gifts/s"
 
 
 def _ms(v: float | None) -> str:

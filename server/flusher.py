@@ -1,0 +1,78 @@
+"""Flusher: one loop callback writes every connection that queued frames, per tick or window.
+
+A room event reaches every member's outbox in one `RoomHub.dispatch`; scheduling one callback
+per connection for it (`call_soon` or a `call_later` timer each) cost as much CPU as the socket
+writes themselves at a few thousand members (benchmarks/RESULTS.md). Instead a connection whose
+outbox goes from empty to non-empty registers here once, and one callback writes them all.
+
+Contracts:
+
+- `add(conn)` never awaits; a connection added several times before the flush is flushed once
+  per addition (its outbox is empty after the first, so the others are no-ops). Connections
+  only add themselves when their outbox was empty, so in practice each appears once.
+- `delay_s` 0: the flush runs on the next loop iteration (after everything already scheduled
+  for this one). `delay_s` > 0 (the coalescing window, `settings.coalesce_ms`): the flush runs
+  `delay_s` after the first addition since the last flush, so no frame waits longer than the
+  window, and every connection's frames of that window go out in one write each.
+- One flusher per event loop and window (`Flusher.for_loop`): the hubs, sessions and tests of
+  one loop share it. A connection that fails to write is logged and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Protocol
+
+__all__ = ["Flusher"]
+
+log = logging.getLogger(__name__)
+
+
+class _Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Flusher]] = weakref.WeakKeyDictionary()
+
+
+class Flusher:
+    __slots__ = ("_loop", "_delay_s", "_dirty", "_handle", "runs")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay_s: float = 0.0) -> None:
+        self._loop = loop
+        self._delay_s = delay_s
+        self._dirty: list[_Flushable] = []
+        self._handle: asyncio.Handle | None = None
+        self.runs = 0  # callbacks run so far (tests and metrics)
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop, delay_s: float = 0.0) -> Flusher:
+        """The flusher shared by every connection of `loop` with this window."""
+        by_delay = _BY_LOOP.get(loop)
+        if by_delay is None:
+            by_delay = _BY_LOOP[loop] = {}
+        flusher = by_delay.get(delay_s)
+        if flusher is None:
+            flusher = by_delay[delay_s] = cls(loop, delay_s)
+        return flusher
+
+    def add(self, conn: _Flushable) -> None:
+        """Flush `conn` with the others at the end of this tick (or window)."""
+        self._dirty.append(conn)
+        if self._handle is None:
+            if self._delay_s > 0:
+                self._handle = self._loop.call_later(self._delay_s, self._run)
+            else:
+                self._handle = self._loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self.runs += 1
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            try:
+                conn.flush()
+            except Exception:  # a bug in one connection must not silence the whole room
+                log.exception("flushing a WebSocket connection failed")
