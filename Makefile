@@ -29,6 +29,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	@test -x /usr/bin/chromium || echo "make test: /usr/bin/chromium is not installed (apt-get install chromium): the browser tests will be skipped"
 	$(PY) -m pytest -m 'not slow'
 
 test-slow: $(STAMP)

@@ -24,12 +24,14 @@ import redis
 
 from server import keys
 from server.catalog import MAX_COINS
+from server.leaderboards import WEEKLY_TTL_S, iso_week
 from server.scripts import script_source
 
 __all__ = ["measure"]
 
 IDEMPOTENCY_TTL_S = 48 * 3600  # giftcast's default
 HISTORY_LEN = 10_000  # giftcast's default
+STREAK_WINDOW_MS = 3_000  # giftcast's default; the benchmark targets run with the gift rate off (0)
 
 
 def _resp(args: list[bytes]) -> bytes:
@@ -83,14 +85,16 @@ class _Driver:
 
     def command(self, sender: str, key: str) -> bytes:
         c = self.creator
-        args = [b"EVALSHA", self.sha, b"9",
+        args = [b"EVALSHA", self.sha, b"14",
                 *(k.encode() for k in (keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, key),
                                        keys.wallet(c), keys.ledger(c), keys.live(c), keys.live_top(c),
-                                       keys.live_history(c), keys.limits(sender))),
+                                       keys.live_history(c), keys.limits(sender), keys.gift_rate(sender),
+                                       keys.live_streaks(c), keys.live_streak_ends(c),
+                                       keys.top_week(c, iso_week(time.time())), keys.top_all(c))),
                 # no spending cap (MAX_COINS): the script still checks and counts the spending
                 *(str(a).encode() for a in (sender, c, "rose", 1, 1, 1, 10_000, f"{c}|rose|1",
                                             IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(c), key,
-                                            MAX_COINS, MAX_COINS, 1))]
+                                            MAX_COINS, MAX_COINS, 1, 0, 1, 1, STREAK_WINDOW_MS, WEEKLY_TTL_S))]
         return _resp(args)
 
     def replied(self, reply: Any) -> None:

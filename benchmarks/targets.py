@@ -79,6 +79,8 @@ class Target:
             # A throughput run's senders would pass the platform's daily spending cap; caps are
             # one more counter in the same script, not what is measured.
             "GIFTCAST_SPEND_CAP_DAY_COINS": str(MAX_COINS), "GIFTCAST_SPEND_CAP_WEEK_COINS": str(MAX_COINS),
+            # Capacity, not policy: the per-user gift rate and the frame rates are off.
+            "GIFTCAST_GIFT_RATE_PER_S": "0", "GIFTCAST_FRAME_RATE_PER_S": "0", "GIFTCAST_USER_FRAME_RATE_PER_S": "0",
             # `--fsync everysec|no` runs Valkey unsafely on purpose (giftcast would refuse to start).
             "GIFTCAST_REDIS_ALLOW_UNSAFE": "1",
             "BENCH_GIFT_PRICES": json.dumps(ctx.gift_prices), **dict(self.env), **ctx.extra_env,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import msgpack
@@ -24,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
 SUBPROTOCOL = Subprotocol("giftcast.msgpack.v1")
+EVENTS_PATH = "/v1/integrations/events"
 REPLIES = frozenset({"joined", "left", "ack", "error", "pong"})
 BUY_TIMEOUT_S = 15.0
 UNAVAILABLE_RETRIES = 3
@@ -99,9 +102,13 @@ class WsClient:
             self.events.put_nowait(None)
 
 
-def ws_url(url: str) -> str:
+def ws_url(url: str, path: str = "/ws") -> str:
     base = url.rstrip("/")
-    return ("wss://" + base[8:] if base.startswith("https://") else "ws://" + base.removeprefix("http://")) + "/ws"
+    return ("wss://" + base[8:] if base.startswith("https://") else "ws://" + base.removeprefix("http://")) + path
+
+
+def ws_auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def buy(http: httpx.AsyncClient, bundle_id: str, method: str) -> dict[str, Any]:
@@ -142,6 +149,20 @@ async def watch(client: WsClient, room: str, max_events: int | None) -> int:
         emit(event)
         printed += 1
     return 0
+
+
+async def events(ws: ClientConnection, max_events: int | None) -> int:
+    """Print the integrators' event stream (docs/events.md): `ready`, then every room event."""
+    printed = 0
+    with contextlib.suppress(ConnectionClosed):  # its code and reason stay on ws
+        async for message in ws:
+            frame = msgpack.unpackb(message) if isinstance(message, bytes) else json.loads(message)
+            emit(frame)
+            printed += frame.get("t") != "ready"
+            if max_events is not None and printed >= max_events:
+                return 0
+    note(f"connection closed: {ws.close_code} {ws.close_reason or ''}")
+    return 0 if ws.close_code == 1000 else 1
 
 
 async def gift(client: WsClient, room: str, gift_id: str, count: int, times: int, rate: float) -> int:
@@ -193,11 +214,21 @@ async def run(args: argparse.Namespace) -> int:
             emit(await call(http, "GET", "/v1/me/wallet"))
         elif args.command in ("open", "close"):
             emit(await call(http, "POST", f"/v1/live/{args.command}"))
+        elif args.command == "goal":
+            emit(await call(http, "POST", "/v1/live/goal", {"diamonds": args.diamonds}))
+        elif args.command == "overlay":
+            minted = await call(http, "POST", "/v1/live/overlay-token")
+            emit({**minted, "overlay_url": args.url.rstrip("/") + minted["overlay_url"]})
         elif args.command == "buy":
             emit(await buy(http, args.bundle_id, args.method))
+        elif args.command == "events":
+            query = urlencode({name: value for name, value in (("room", args.room), ("since", args.since))
+                               if value is not None})
+            url = ws_url(args.url, EVENTS_PATH) + (f"?{query}" if query else "")
+            async with connect(url, subprotocols=[SUBPROTOCOL], additional_headers=ws_auth(token)) as ws:
+                return await events(ws, args.max_events)
         else:
-            headers = {"Authorization": f"Bearer {token}"}
-            async with connect(ws_url(args.url), subprotocols=[SUBPROTOCOL], additional_headers=headers) as ws:
+            async with connect(ws_url(args.url), subprotocols=[SUBPROTOCOL], additional_headers=ws_auth(token)) as ws:
                 client = WsClient(ws)
                 if args.command == "watch":
                     return await watch(client, args.room, args.max_events)
@@ -221,9 +252,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--method", default="card", choices=("card", "paypal", "wallet"))
     commands.add_parser("open", help="open your live room (creator)")
     commands.add_parser("close", help="close your live room (creator)")
+    goal = commands.add_parser("goal", help="set your live's diamond goal, 0 clears it (creator)")
+    goal.add_argument("diamonds", type=int)
+    commands.add_parser("overlay", help="mint a read-only overlay token; print the overlay URL for OBS (creator)")
     w = commands.add_parser("watch", help="join a room and print every event as a JSON line")
     w.add_argument("room")
     w.add_argument("--max-events", type=positive, help="exit after this many events")
+    e = commands.add_parser("events", help="stream your room's events for integrators (creator or overlay token)")
+    e.add_argument("--room", help="the room (default: the token's user)")
+    e.add_argument("--since", type=int, help="the seq of the last event processed (default: from now)")
+    e.add_argument("--max-events", type=positive, help="exit after this many events")
     g = commands.add_parser("gift", help="send gifts into a room; print each ack/error and a summary")
     g.add_argument("room")
     g.add_argument("gift_id")

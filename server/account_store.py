@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from server import keys
+from server import keys, locked_accounts
 from server.economy import BalanceGrant, SpendCaps
 from server.scripts import Scripts
 from server.wallet_store import reply_or_raise
@@ -48,7 +48,8 @@ class AccountStore:
             args=[grant.kind, grant.unit, grant.delta, grant.reason, grant.admin, grant.fingerprint,
                   self._idempotency_ttl_s, grant.key],
         )
-        balance, replay = reply_or_raise(reply)
+        balance, replay, locked = reply_or_raise(reply)
+        await locked_accounts.record(self._client, grant.user, bool(locked))
         return int(balance), bool(int(replay))
 
     async def set_spend_limit(self, user_id: str, period: str, coins: int | None) -> None:

@@ -6,6 +6,15 @@ after the token and Origin (an unauthenticated handshake is refused anyway and h
 nothing); past it the handshake gets HTTP 429 ``too_many_connections``. The address is the
 TCP peer's: behind a reverse proxy every client shares the proxy's address, so there the
 limit must be off or sized for the proxy.
+
+Off by default, deliberately. The address is all giftcast knows of a client, and in the
+recommended deployment (a reverse proxy or load balancer in front) it is the proxy's: any
+default would silently cap the whole process at that many viewers. Exposed directly, viewers
+behind carrier-grade NAT share one public address by the hundreds, so a default low enough to
+matter against a flood would refuse real viewers of a popular stream. A flood must also present
+valid tokens to hold anything (a refused handshake holds no slot). So per-IP connection limits
+belong at the edge, where the real client address is known (e.g. nginx `limit_conn`); set this
+when clients connect directly, to a few hundred.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Per user and unit (coins, diamonds, diamonds_held): the sum of ledger deltas equ
 balance, and the last entry's running balance equals it too; every entry has a known kind in
 a unit that kind may move; the two halves of a withdrawal hold or release cancel out; the
 diamonds held equal the user's pending and processing withdrawals; each good owned equals the
-goods bought; an account is locked exactly when its coins are negative. Every gift is matched
+goods bought; an account is locked exactly when its coins are negative, and the admins' index
+of locked accounts (`locked_accounts.py`) lists exactly the locked ones. Every gift is matched
 by its ref: each `gift_sent` has exactly one `gift_received`, unless it is still in flight in
 its sender's outbox (Redis Cluster: debited, credit not yet confirmed; counted in
 `gifts_in_flight`, not a problem), and nothing is received that was not sent.
@@ -75,6 +76,7 @@ class AuditReport:
     diamonds_in_withdrawal: int = 0
     diamonds_paid_out: int = 0
     gifts_in_flight: int = 0
+    locked: set[str] = dataclasses.field(default_factory=set)
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -132,6 +134,11 @@ async def audit(client: Client) -> AuditReport:
         report.users += 1
         await _audit_user(client, user, report, gifts)
     report.problems.extend(gifts.problems(in_flight))
+    indexed = {user.decode() for user in await client.zrange(keys.LOCKED_ACCOUNTS, 0, -1)}
+    report.problems.extend(f"{user}: locked but not in the index of locked accounts"
+                           for user in sorted(report.locked - indexed))
+    report.problems.extend(f"{user}: in the index of locked accounts but not locked"
+                           for user in sorted(indexed - report.locked))
     report.check_conservation()
     return report
 
@@ -179,6 +186,8 @@ async def _audit_user(client: Client, user: str, report: AuditReport, gifts: _Gi
             report.problems.append(f"{user}: {unit} balance {balance} but last ledger entry says {last_balance[unit]}")
     report.problems.extend(f"{user}: {kind} entries do not cancel out ({total})"
                            for kind, total in internal.items() if total)
+    if wallet[3]:
+        report.locked.add(user)
     if (held["coins"] < 0) != bool(wallet[3]):
         report.problems.append(f"{user}: coins {held['coins']} but locked is {wallet[3]!r}")
     await _audit_holdings(client, user, held["diamonds_held"], bought, report)

@@ -1,7 +1,7 @@
 """Bank: the stores of the creator economy around the gift loop, built together at start-up.
 
 Profiles (region, age, account type), virtual goods, withdrawals, admin grants and spending
-limits. `Services.bank` holds one; the HTTP modules `economy_api.py` and `payouts_api.py` use it.
+limits, and the rate table with the versions published at run time. `Services.bank` holds one; the HTTP modules `economy_api.py` and `payouts_api.py` use it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import redis.asyncio as aioredis
 from server.account_store import AccountStore
 from server.economy import SpendCaps
 from server.goods_store import GoodsStore
+from server.catalog import Catalog
 from server.profile_store import ProfileStore
+from server.rate_store import RateBook
 from server.scripts import Scripts
 from server.settings import Settings
 from server.withdrawal_store import WithdrawalStore
@@ -38,9 +40,10 @@ class Bank:
     withdrawals: WithdrawalStore
     accounts: AccountStore
     withdrawal_limits: WithdrawalLimits
+    rates: RateBook
 
     @classmethod
-    def build(cls, client: aioredis.Redis, scripts: Scripts, settings: Settings) -> Bank:
+    def build(cls, client: aioredis.Redis, scripts: Scripts, settings: Settings, catalog: Catalog) -> Bank:
         caps, limits = spend_caps(settings), withdrawal_limits(settings)
         return cls(
             profiles=ProfileStore(client, cache_s=settings.profile_cache_s),
@@ -49,4 +52,5 @@ class Bank:
             accounts=AccountStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s, spend_caps=caps,
                                   raise_delay_s=settings.spend_limit_raise_delay_s),
             withdrawal_limits=limits,
+            rates=RateBook(client, scripts, catalog.rates, refresh_s=settings.rate_refresh_s),
         )

@@ -32,7 +32,7 @@ from server.errors import (
 
 __all__ = [
     "Format", "SUBPROTOCOLS", "Since", "Join", "Leave", "SendGift", "Ping", "ClientFrame",
-    "decode", "encode", "FrameError",
+    "decode", "encode", "FrameError", "peek_request_id",
 ]
 
 Format = Literal["msgpack", "json"]
@@ -107,6 +107,14 @@ def decode(message: bytes | str, *, max_count: int) -> ClientFrame:
         return _build(raw, request_id, max_count)
     except BadRequest as exc:
         raise FrameError(exc, request_id) from None
+
+
+def peek_request_id(message: bytes | str) -> RequestId:
+    """The request id of a message, or None if it has none or cannot be read. Never raises."""
+    try:
+        return _request_id(_parse(message))
+    except FrameError:
+        return None
 
 
 def encode(frame: Mapping[str, Any], fmt: Format) -> bytes | str:

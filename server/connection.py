@@ -36,13 +36,14 @@ from server.flusher import Flusher
 from server.settings import Settings
 
 __all__ = [
-    "CLOSE_MESSAGE_TOO_BIG", "CLOSE_INTERNAL_ERROR", "CLOSE_SERVICE_RESTART", "CLOSE_TOO_SLOW",
+    "CLOSE_POLICY_VIOLATION", "CLOSE_MESSAGE_TOO_BIG", "CLOSE_INTERNAL_ERROR", "CLOSE_SERVICE_RESTART", "CLOSE_TOO_SLOW",
     "CLOSE_TIMEOUT_S", "Connection", "SharedFrame", "encode_frame",
 ]
 
 log = logging.getLogger(__name__)
 
 # Close codes giftcast sends (docs/fanout.md, "Close codes").
+CLOSE_POLICY_VIOLATION = 1008  # sustained flooding past the frame rate limit
 CLOSE_MESSAGE_TOO_BIG = 1009  # sent by websockets itself when a message exceeds max_frame_bytes
 CLOSE_INTERNAL_ERROR = 1011  # keepalive ping unanswered
 CLOSE_SERVICE_RESTART = 1012  # graceful shutdown: reconnect (to another process)

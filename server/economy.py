@@ -22,6 +22,7 @@ from server.errors import (
 )
 from server.profiles import NO_GIFT_ACCOUNTS, Profile, age_on
 from server.promotions import OrderPromotion, promotions_for
+from server.rates import RateTable
 
 __all__ = [
     "GiftCharge", "price_gift", "gift_charge", "diamonds_for", "RechargeCredit", "recharge_credit", "BP",
@@ -111,10 +112,12 @@ def price_gift(catalog: Catalog, sender: Principal, request: SendGift, *, rate_b
 
 
 def gift_charge(catalog: Catalog, sender: Principal, request: SendGift, *, sender_profile: Profile,
-                creator_profile: Profile, now_ms: int, require_birth_date: bool) -> GiftCharge:
+                creator_profile: Profile, now_ms: int, require_birth_date: bool, rates: RateTable | None = None
+                ) -> GiftCharge:
     """Every rule of a gift: `price_gift`'s, the sender's age and region, both account types,
-    the gift's regions and window; diamonds at the rate in force in the creator's region."""
-    rate = catalog.rates.current(catalog.home_region(creator_profile.region).code, now_ms)
+    the gift's regions and window; diamonds at the rate in force in the creator's region (in
+    `rates`, default the catalog's)."""
+    rate = (rates or catalog.rates).current(catalog.home_region(creator_profile.region).code, now_ms)
     charge = price_gift(catalog, sender, request, rate_bp=rate.rate_bp, rate_version=rate.version)
     region = spender_region(catalog, sender_profile, now_ms, require_birth_date=require_birth_date)
     if sender_profile.account_type in NO_GIFT_ACCOUNTS or creator_profile.account_type in NO_GIFT_ACCOUNTS:

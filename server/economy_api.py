@@ -39,6 +39,12 @@ async def _catalog_region(request: Request) -> Region:
 
 
 async def bundles(request: Request) -> Response:
+    """Coin bundles for the caller's region (else `?region=`), with the campaigns running there.
+    ---
+    query: {region: string}
+    responses: {200: BundleList}
+    errors: [unknown_region]
+    """
     catalog, region, now_ms = _services(request).catalog, await _catalog_region(request), _now_ms()
     campaigns = [{"id": c.id, "kind": c.kind, "percent": c.percent, "coins": c.coins,
                   "available_until": c.availability.until_ms}
@@ -47,18 +53,37 @@ async def bundles(request: Request) -> Response:
 
 
 async def gifts(request: Request) -> Response:
+    """The gifts the caller's region (else `?region=`) can send now, cheapest first.
+    ---
+    query: {region: string}
+    responses: {200: GiftList}
+    errors: [unknown_region]
+    """
     region = await _catalog_region(request)
     return JSONResponse({"region": region.code, "gifts": _services(request).catalog.gift_list(region.code, _now_ms())})
 
 
 async def goods(request: Request) -> Response:
+    """The virtual goods the caller's region (else `?region=`) can buy now.
+    ---
+    query: {region: string}
+    responses: {200: GoodsList}
+    errors: [unknown_region]
+    """
     region = await _catalog_region(request)
     return JSONResponse({"region": region.code, "goods": _services(request).catalog.goods_list(region.code, _now_ms())})
 
 
 async def rates(request: Request) -> Response:
+    """The coin-to-diamond rate and the diamonds' cash value in force for a region.
+    ---
+    query: {region: string}
+    responses: {200: Rate}
+    errors: [unknown_region]
+    """
     region = await _catalog_region(request)
-    return JSONResponse(_services(request).catalog.rates.current(region.code, _now_ms()).to_wire())
+    rates = await _services(request).bank.rates.table()
+    return JSONResponse(rates.current(region.code, _now_ms()).to_wire())
 
 
 def _reader(request: Request) -> Principal:
@@ -69,6 +94,12 @@ def _reader(request: Request) -> Principal:
 
 
 async def my_profile(request: Request) -> Response:
+    """The caller's profile (region, birth date, account type) and their region's minimum age.
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: MyProfile}
+    errors: [forbidden]
+    """
     services = _services(request)
     profile = await services.bank.profiles.get(_reader(request).user_id)
     region = services.catalog.home_region(profile.region)
@@ -83,12 +114,25 @@ def _spender(request: Request) -> Principal:
 
 
 async def my_limits(request: Request) -> Response:
+    """The caller's spending this day and week, against the platform caps and their own limits.
+    ---
+    auth: [viewer, creator]
+    responses: {200: SpendingLimits}
+    errors: [forbidden]
+    """
     principal = _spender(request)
     return JSONResponse(await _services(request).bank.accounts.spending(principal.user_id, _now_ms()))
 
 
 async def set_my_limits(request: Request) -> Response:
-    """{"day": coins | null, "week": coins | null}: lowering applies at once, raising later."""
+    """Set the caller's own spending limits (coins per day / week; null removes one).
+    Lowering applies at once; raising applies only after the cool-off delay (`pending`).
+    ---
+    auth: [viewer, creator]
+    body: SpendingLimitsUpdate
+    responses: {200: SpendingLimits}
+    errors: [forbidden, bad_request, invalid_field]
+    """
     principal = _spender(request)
     data = await _json_body(request)
     if not data or set(data) - set(PERIODS):
@@ -103,7 +147,14 @@ async def set_my_limits(request: Request) -> Response:
 
 
 async def buy_goods(request: Request) -> Response:
-    """{"good_id", "count" (default 1), "key"}: charged once per key."""
+    """Buy a virtual good with coins; charged once per idempotency `key`.
+    ---
+    auth: [viewer, creator]
+    body: PurchaseRequest
+    responses: {201: Purchase, 200: Purchase}
+    errors: [forbidden, bad_request, invalid_field, unknown_item, not_available, insufficient_funds, account_locked,
+      age_restricted, spending_limit, idempotency_conflict]
+    """
     principal = _principal(request)
     services = _services(request)
     data = await _json_body(request)
@@ -115,6 +166,12 @@ async def buy_goods(request: Request) -> Response:
 
 
 async def my_inventory(request: Request) -> Response:
+    """The virtual goods the caller owns (good id -> count).
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: Inventory}
+    errors: [forbidden]
+    """
     principal = _reader(request)
     return JSONResponse({"user_id": principal.user_id,
                          "items": await _services(request).bank.goods.inventory(principal.user_id)})
@@ -141,10 +198,24 @@ async def _statement(request: Request, user_id: str) -> Response:
 
 
 async def my_statement(request: Request) -> Response:
+    """The caller's ledger as a statement, newest first; `?format=csv` for CSV.
+    ---
+    auth: [viewer, creator, admin]
+    query: {format: string, limit: integer, before: string, from_ms: integer, to_ms: integer}
+    responses: {200: Statement}
+    errors: [forbidden, invalid_field]
+    """
     return await _statement(request, _reader(request).user_id)
 
 
 async def admin_statement(request: Request) -> Response:
+    """Admin: a user's statement, as `GET /v1/me/statement`.
+    ---
+    auth: [admin]
+    query: {format: string, limit: integer, before: string, from_ms: integer, to_ms: integer}
+    responses: {200: Statement}
+    errors: [forbidden, invalid_field]
+    """
     _require_role(_principal(request), "admin")
     return await _statement(request, check_user_id(request.path_params["user_id"]))
 

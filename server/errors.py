@@ -30,7 +30,8 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── UnknownOrder               unknown_order       404
     │   ├── UnknownRegion              unknown_region      404
     │   ├── UnknownItem                unknown_item        404
-    │   └── UnknownWithdrawal          unknown_withdrawal  404
+    │   ├── UnknownWithdrawal          unknown_withdrawal  404
+    │   └── UnknownWebhook             unknown_webhook     404
     ├── Conflict                       conflict            409
     │   ├── InsufficientFunds          insufficient_funds  409
     │   ├── RoomClosed                 room_closed         409
@@ -40,9 +41,12 @@ The wire code is what clients see in `error` frames and in HTTP error bodies
     │   ├── OrderState                 order_state         409
     │   ├── SpendingLimit              spending_limit      409
     │   ├── WithdrawalLimit            withdrawal_limit    409
-    │   └── WithdrawalState            withdrawal_state    409
+    │   ├── WithdrawalState            withdrawal_state    409
+    │   └── TooManyWebhooks            too_many_webhooks   409
     ├── TooManyConnections             too_many_connections 429
+    ├── RateLimited                    rate_limited        429  (+ retry_after_ms)
     └── Unavailable                    unavailable         503
+        └── DurabilityUnknown          durability_unknown  503
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ __all__ = [
     "InsufficientFunds", "RoomClosed", "NotInRoom", "TooManyRooms", "IdempotencyConflict",
     "OrderState", "TooManyConnections", "Unavailable", "error_for_code", "BelowMinimum", "AgeRestricted", "AccountLocked",
     "AccountRestricted", "NotAvailable", "UnknownItem", "UnknownWithdrawal", "SpendingLimit",
-    "WithdrawalLimit", "WithdrawalState",
+    "WithdrawalLimit", "WithdrawalState", "RateLimited", "TooManyWebhooks", "UnknownWebhook", "DurabilityUnknown",
 ]
 
 
@@ -69,7 +73,7 @@ class GiftcastError(Exception):
         super().__init__(message or self.code.replace("_", " "))
         self.message = message or self.code.replace("_", " ")
 
-    def to_wire(self) -> dict[str, str]:
+    def to_wire(self) -> dict[str, str | int]:
         return {"code": self.code, "message": self.message}
 
 
@@ -181,6 +185,10 @@ class UnknownWithdrawal(NotFound):
     code = "unknown_withdrawal"
 
 
+class UnknownWebhook(NotFound):
+    code = "unknown_webhook"
+
+
 class Conflict(GiftcastError):
     code, status = "conflict", 409
 
@@ -221,12 +229,36 @@ class WithdrawalState(Conflict):
     code = "withdrawal_state"
 
 
+class TooManyWebhooks(Conflict):
+    code = "too_many_webhooks"
+
+
 class TooManyConnections(GiftcastError):
     code, status = "too_many_connections", 429
 
 
+class RateLimited(GiftcastError):
+    """Too many requests; `retry_after_ms` says when the same request would be accepted."""
+
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str | None = None, *, retry_after_ms: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+    def to_wire(self) -> dict[str, str | int]:
+        return {**super().to_wire(), "retry_after_ms": self.retry_after_ms}
+
+
 class Unavailable(GiftcastError):
     code, status = "unavailable", 503
+
+
+class DurabilityUnknown(Unavailable):
+    """A money operation ran on the primary but its replicas did not confirm it in time
+    (server/durable.py): it stands unless a failover loses it; retry with the same key to learn."""
+
+    code = "durability_unknown"
 
 
 def _leaves(cls: type[GiftcastError]) -> list[type[GiftcastError]]:

@@ -3,11 +3,11 @@
 The creator economy's routes (catalogs, profiles, goods, limits, statements, withdrawals,
 admin grants and refunds) are in `economy_api.py`, `payouts_api.py` and `admin_api.py`.
 
-Public: health, the catalogs, a room's public state (what its overlay shows anyway), the
-payment webhook (authenticated by its signature) and, in development only, /dev/tokens. Every
-other route needs a bearer token, and a user only ever sees their own wallet, orders and ledger
-(admins may read anyone's wallet). Errors are the error
-tree's leaves, rendered as ``{"error": {"code", "message"}}`` with the leaf's status.
+Public: health, the catalogs, a room's public state and leaderboards (what its overlay shows
+anyway), the payment webhook (authenticated by its signature) and, in development only,
+/dev/tokens. Every other route needs a bearer token, and a user only ever sees their own wallet,
+orders and ledger (admins may read anyone's wallet). Errors are the error tree's leaves, rendered
+as ``{"error": {"code", "message"}}`` with the leaf's status.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from server.metrics import CONTENT_TYPE
 from server.errors import (
     BadRequest, Forbidden, GiftcastError, InvalidField, NotFound, OrderState, Unavailable, UnknownOrder,
 )
+from server.leaderboards import check_period
+from server.live_store import TOP_GIFTERS
 from server.order_store import PAYMENT_METHODS, buyer_of
 from server.payments import WEBHOOK_PATH, handle_payment_webhook
 from server.profiles import profile_changes
@@ -38,6 +40,7 @@ from server.services import Services
 __all__ = ["routes", "exception_handlers"]
 
 MAX_BODY = 64 * 1024
+MAX_LEADERBOARD = 100
 
 
 def _services(request: Request) -> Services:
@@ -77,12 +80,21 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 async def healthz(request: Request) -> Response:
+    """Readiness: 200 when Redis answers PING, 503 otherwise.
+    ---
+    responses: {200: Health, 503: Health}
+    """
     ready = await _services(request).redis_ready()
     return JSONResponse({"status": "ok" if ready else "unavailable"}, status_code=200 if ready else 503)
 
 
 async def dev_tokens(request: Request) -> Response:
-    """Development only (GIFTCAST_DEV_TOKENS=1): mint a token for any user and role."""
+    """Development only (GIFTCAST_DEV_TOKENS=1): mint a token for any user and role.
+    ---
+    body: TokenRequest
+    responses: {201: Token}
+    errors: [invalid_field, bad_request, not_found]
+    """
     services = _services(request)
     if not services.settings.dev_tokens:
         raise NotFound("dev tokens are disabled")
@@ -104,6 +116,12 @@ async def _wallet(request: Request, user_id: str) -> Response:
 
 
 async def my_wallet(request: Request) -> Response:
+    """The caller's own balances.
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: Wallet}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     if not principal.can_read_wallet:
         raise Forbidden("an overlay token cannot read the wallet")
@@ -111,11 +129,24 @@ async def my_wallet(request: Request) -> Response:
 
 
 async def admin_wallet(request: Request) -> Response:
+    """Anyone's balances (admin).
+    ---
+    auth: [admin]
+    responses: {200: Wallet}
+    errors: [forbidden, invalid_field]
+    """
     _require_role(_principal(request), "admin")
     return await _wallet(request, request.path_params["user_id"])
 
 
 async def ledger(request: Request) -> Response:
+    """The caller's ledger, newest first; page with `before` (an entry id, exclusive).
+    ---
+    auth: [viewer, creator, admin]
+    query: {limit: integer, before: string}
+    responses: {200: Ledger}
+    errors: [invalid_field, forbidden]
+    """
     principal = _principal(request)
     if not principal.can_read_wallet:
         raise Forbidden("an overlay token cannot read the ledger")
@@ -128,6 +159,13 @@ async def ledger(request: Request) -> Response:
 
 
 async def create_order(request: Request) -> Response:
+    """Create a recharge order for a bundle; pay it at `checkout_url` (sandbox) or with the provider.
+    ---
+    auth: [viewer, creator]
+    body: OrderRequest
+    responses: {201: Order}
+    errors: [unknown_bundle, unknown_region, invalid_field, bad_request, forbidden]
+    """
     principal = _principal(request)
     if not principal.can_spend:
         raise Forbidden(f"a {principal.role} token cannot buy coins")
@@ -161,10 +199,22 @@ async def _own_order(request: Request) -> dict[str, Any]:
 
 
 async def get_order(request: Request) -> Response:
+    """One of the caller's orders (admins: any order).
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: Order}
+    errors: [unknown_order]
+    """
     return JSONResponse(await _own_order(request))
 
 
 async def list_orders(request: Request) -> Response:
+    """The caller's 50 most recent orders, newest first.
+    ---
+    auth: [viewer, creator, admin]
+    responses: {200: OrderList}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     if not principal.can_read_wallet:
         raise Forbidden("an overlay token cannot read orders")
@@ -172,7 +222,13 @@ async def list_orders(request: Request) -> Response:
 
 
 async def sandbox_checkout(request: Request) -> Response:
-    """The sandbox provider's checkout: pay (or decline) an order; the webhook follows."""
+    """The sandbox provider's checkout: pay (or decline) an order; the webhook follows.
+    ---
+    auth: [viewer, creator, admin]
+    body: Checkout
+    responses: {202: CheckoutStarted}
+    errors: [not_found, unknown_order, order_state, invalid_field, bad_request]
+    """
     if not _services(request).settings.sandbox_payments:
         raise NotFound("the sandbox payment provider is disabled")
     order = await _own_order(request)
@@ -201,10 +257,23 @@ async def signed_webhook(request: Request, handle: Callable[..., Awaitable[dict[
 
 
 async def payment_webhook(request: Request) -> Response:
+    """Payment provider events: credits a paid order exactly once.
+    ---
+    auth: signature
+    body: PaymentEvent
+    responses: {200: PaymentResult}
+    errors: [bad_signature, stale_timestamp, bad_request, invalid_field, unknown_order, order_state]
+    """
     return await signed_webhook(request, handle_payment_webhook, _services(request).orders)
 
 
 async def set_live(request: Request) -> Response:
+    """Open or close the caller's own live room (the path says which); idempotent.
+    ---
+    auth: [creator]
+    responses: {200: LiveState}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     _require_role(principal, "creator")
     status = "open" if request.url.path.endswith("/open") else "closed"
@@ -214,6 +283,13 @@ async def set_live(request: Request) -> Response:
 
 
 async def set_goal(request: Request) -> Response:
+    """Set the current live's diamond goal for the overlay's goal bar (0 clears it); publishes `goal`.
+    ---
+    auth: [creator]
+    body: Goal
+    responses: {200: GoalState}
+    errors: [invalid_field, bad_request, room_closed, forbidden]
+    """
     principal = _principal(request)
     _require_role(principal, "creator")
     diamonds = (await _json_body(request)).get("diamonds")
@@ -223,19 +299,58 @@ async def set_goal(request: Request) -> Response:
     return JSONResponse({"room": principal.user_id, "goal": diamonds, "seq": seq})
 
 
+async def overlay_token(request: Request) -> Response:
+    """Mint a read-only overlay token for the creator's own room, and the overlay's URL.
+    ---
+    auth: [creator]
+    responses: {201: OverlayToken}
+    errors: [forbidden]
+    """
+    principal = _principal(request)
+    _require_role(principal, "creator")
+    settings = _services(request).settings
+    now = int(time.time())
+    token = mint_token(settings.token_secret, principal.user_id, "overlay", now=now, ttl_s=settings.overlay_token_ttl_s)
+    return JSONResponse({"token": token, "expires_at": now + settings.overlay_token_ttl_s,
+                         "overlay_url": f"/overlay/{principal.user_id}?token={token}"}, status_code=201)
+
+
 async def room(request: Request) -> Response:
+    """A room's public snapshot: what a WebSocket join returns.
+    ---
+    responses: {200: Snapshot}
+    errors: [invalid_field]
+    """
     creator = check_user_id(request.path_params["creator_id"])
     return JSONResponse(await _services(request).room_snapshot(creator))
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format. A scraper presents GIFTCAST_METRICS_TOKEN; people an admin token."""
+    """Prometheus text format. A scraper presents GIFTCAST_METRICS_TOKEN; people an admin token.
+    ---
+    auth: [admin]
+    errors: [forbidden]
+    """
     services = _services(request)
     presented = bearer_token(request.headers.get("authorization"), None) or ""
     expected = services.settings.metrics_token
     if not (expected and hmac.compare_digest(presented.encode(), expected.encode())):
         _require_role(_principal(request), "admin")
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def leaderboard(request: Request) -> Response:
+    """A room's top gifters by coins: of the current live, the ISO week (UTC) or all time.
+    ---
+    query: {period: string, limit: integer}
+    responses: {200: Leaderboard}
+    errors: [invalid_field]
+    """
+    creator = check_user_id(request.path_params["creator_id"])
+    period = check_period(request.query_params.get("period", "live"))
+    limit = _int_param(request, "limit", TOP_GIFTERS, 1, MAX_LEADERBOARD)
+    top = await _services(request).lives.leaderboard(creator, period, limit)
+    return JSONResponse({"room": creator, "period": period, "top": top})
 
 
 async def giftcast_error(request: Request, exc: Exception) -> Response:
@@ -267,7 +382,9 @@ routes = [
     Route("/v1/live/open", set_live, methods=["POST"]),
     Route("/v1/live/close", set_live, methods=["POST"]),
     Route("/v1/live/goal", set_goal, methods=["POST"]),
+    Route("/v1/live/overlay-token", overlay_token, methods=["POST"]),
     Route("/v1/rooms/{creator_id}", room),
+    Route("/v1/rooms/{creator_id}/leaderboard", leaderboard),
     Route("/v1/admin/users/{user_id}/wallet", admin_wallet),
     Route(WEBHOOK_PATH, payment_webhook, methods=["POST"]),
     Route("/sandbox/checkout/{order_id}", sandbox_checkout, methods=["POST"]),

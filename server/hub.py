@@ -73,6 +73,8 @@ class RoomHub:
         self._history: RoomHistory | None = None
         self._snapshot: Callable[[str], Awaitable[dict[str, Any]]] | None = None
         self._broker: RedisBroker | None = None
+        # Called with (room, event) for every event dispatched here, before the members get it.
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         if broker is not None:
             self.attach_broker(broker)
 
@@ -197,6 +199,8 @@ class RoomHub:
         delivered goes only to held members (they sort it out on release), one that skips
         ahead starts a gap recovery (when history is attached).
         """
+        for listener in self.listeners:
+            listener(room, event)
         members = self._members.get(room)
         if not members:
             return 0

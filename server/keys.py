@@ -16,7 +16,7 @@ to the room is one single-slot script. Orders are tagged with their buyer.
                                          way, N in 0..GIFT_PARTITIONS-1 (cluster; recovery's index)
     order:{u:ID}:ORDER            hash   a recharge order and its state
     orders:{u:ID}                 zset   the user's order ids by creation time
-    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals
+    live:{u:ID}                   hash   room state: status, live_id, seq, epoch, totals, goal
     live:{u:ID}:top               zset   top gifters of the current live, by coins
     live:{u:ID}:history           stream the room's recent events, for resume
     viewers:{u:ID}                hash   process id -> "count:deadline_ms", the room's viewers
@@ -30,6 +30,22 @@ to the room is one single-slot script. Orders are tagged with their buyer.
     withdrawals:{u:ID}            zset   the creator's withdrawal ids by creation time
     review:withdrawals            zset   withdrawals awaiting an admin, by creation time (an index
                                          written after the script, not money: see withdrawal_store)
+    live:{u:ID}:streaks           hash   open combo streaks: ID -> msgpack state, SENDER|GIFT -> ID
+    live:{u:ID}:streak_ends       zset   open streak ids by deadline (ms since epoch)
+    top:{u:ID}:week:YYYY-Www      zset   the creator's top gifters of an ISO week, by coins (expires)
+    top:{u:ID}:all                zset   the creator's all-time top gifters, by coins
+    rate:{u:ID}:gifts             string the sender's gift-rate state (GCRA: theoretical arrival, us)
+    hooks:{u:ID}                  hash   the creator's webhooks: hook id -> JSON config
+    hook:{u:ID}:HOOK              hash   a webhook's delivery state (cursor = last seq delivered)
+    hook:{u:ID}:HOOK:lease        string which process is delivering it now (expires)
+    hooks:creators                set    creators with webhooks (no tag: read on its own)
+    giftcast:durability           channel nobody listens; a replicated no-op before WAITAOF
+                                         (server/durable.py, GIFTCAST_REDIS_WAIT_REPLICAS)
+    locked:accounts               zset   user id -> ms locked: accounts a reversed payment left
+                                         negative, for admins (an index written after the script:
+                                         see locked_accounts)
+    rates:published               hash   rate versions admins published at run time (not money:
+                                         see rate_store, publish_rate.lua)
 """
 
 from __future__ import annotations
@@ -98,6 +114,27 @@ def room_viewers(creator_id: str) -> str:
     return "viewers:" + tag(creator_id)
 
 
+def live_streaks(creator_id: str) -> str:
+    return "live:" + tag(creator_id) + ":streaks"
+
+
+def live_streak_ends(creator_id: str) -> str:
+    return "live:" + tag(creator_id) + ":streak_ends"
+
+
+def top_week(creator_id: str, week: str) -> str:
+    """`week` is an ISO week label, e.g. "2025-W07" (`leaderboards.iso_week`)."""
+    return "top:" + tag(creator_id) + ":week:" + week
+
+
+def top_all(creator_id: str) -> str:
+    return "top:" + tag(creator_id) + ":all"
+
+
+def gift_rate(user_id: str) -> str:
+    return "rate:" + tag(user_id) + ":gifts"
+
+
 def room_channel(creator_id: str) -> str:
     return "room:" + tag(creator_id)
 
@@ -133,3 +170,21 @@ def withdrawals(user_id: str) -> str:
 
 
 WITHDRAWAL_REVIEW = "review:withdrawals"
+LOCKED_ACCOUNTS = "locked:accounts"
+PUBLISHED_RATES = "rates:published"
+HOOK_CREATORS = "hooks:creators"
+
+
+def hooks(creator_id: str) -> str:
+    return "hooks:" + tag(creator_id)
+
+
+def hook_state(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id
+
+
+def hook_lease(creator_id: str, hook_id: str) -> str:
+    return "hook:" + tag(creator_id) + ":" + hook_id + ":lease"
+
+
+DURABILITY_CHANNEL = "giftcast:durability"

@@ -1,19 +1,23 @@
-"""LiveStore: a creator's live room state in Redis: open/close, the goal, and the join snapshot."""
+"""LiveStore: a creator's live room state in Redis: open/close, the goal, the join snapshot,
+ending combo streaks, and the leaderboards."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from server import keys
+from server.leaderboards import Period, board_key
 from server.scripts import Scripts
 from server.wallet_store import reply_or_raise
 
-__all__ = ["LiveStore", "LiveState", "TOP_GIFTERS"]
+__all__ = ["LiveStore", "LiveState", "TOP_GIFTERS", "STREAKS_PER_CALL"]
 
 TOP_GIFTERS = 10
+STREAKS_PER_CALL = 100  # bounds one end_streaks call; the caller repeats while next_ms == 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,17 +34,46 @@ def _text(value: Any) -> str:
 
 
 class LiveStore:
-    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, history_len: int):
+    def __init__(self, client: aioredis.Redis, scripts: Scripts, *, history_len: int,
+                 streaks_per_call: int = STREAKS_PER_CALL):
         self._client = client
         self._scripts = scripts
         self._history_len = history_len
+        self._streaks_per_call = streaks_per_call
 
     async def set_state(self, creator: str, status: str) -> LiveState:
         changed, state, live_id, seq, epoch = await self._scripts.set_live_state(
             keys=[keys.live(creator), keys.live_top(creator), keys.live_history(creator)],
             args=[creator, status, self._history_len, keys.room_channel(creator)],
         )
+        if status == "closed":
+            # After the close no gift can extend a streak: end them all now (right after the
+            # `live` event) rather than at their deadlines. Also when already closed: a crash
+            # between the two steps is completed by the next close (or by any sweeper).
+            ended, next_ms = await self.end_streaks(creator, every=True)
+            while ended and next_ms >= 0:  # more than one call's batch
+                ended, next_ms = await self.end_streaks(creator, every=True)
         return LiveState(bool(changed), _text(state), _text(live_id), int(seq), _text(epoch))
+
+    async def end_streaks(self, creator: str, *, every: bool = False) -> tuple[int, int]:
+        """End the room's expired streaks (`every`: all of them), publishing one streak_end each.
+
+        Returns (ended, next_ms): how many this call ended (another process may have ended the
+        rest: each ends exactly once), and ms until the earliest open deadline (0: call again
+        now, more expired ones remain; -1: no open streak).
+        """
+        ended, next_ms = await self._scripts.end_streaks(
+            keys=[keys.live(creator), keys.live_streaks(creator), keys.live_streak_ends(creator),
+                  keys.live_history(creator)],
+            args=[creator, "all" if every else "expired", self._history_len, keys.room_channel(creator),
+                  self._streaks_per_call],
+        )
+        return int(ended), int(next_ms)
+
+    async def leaderboard(self, creator: str, period: Period, limit: int) -> list[list[Any]]:
+        """Top gifters of `period` (the current ISO week for "week"), as [user_id, coins], best first."""
+        top = await self._client.zrevrange(board_key(creator, period, time.time()), 0, limit - 1, withscores=True)
+        return [[_text(user), int(score)] for user, score in top]
 
     async def set_goal(self, creator: str, diamonds: int) -> int:
         """Set the current live's diamond goal (0 clears it); returns the seq of its `goal` event.

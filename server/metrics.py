@@ -37,7 +37,7 @@ __all__ = ["Metrics", "CONTENT_TYPE"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Redis scripts take tens of microseconds to a few milliseconds; an outage shows as timeouts.
 _REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
-_CLOSE_REJECTS = {1009: "message_too_big", 1007: "invalid_utf8"}
+_CLOSE_REJECTS = {1009: "message_too_big", 1007: "invalid_utf8", 1008: "frame_flood"}
 
 
 class Metrics:

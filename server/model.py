@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from server.catalog import Bundle
 from server.errors import (
-    AccountLocked, IdempotencyConflict, InsufficientFunds, OrderState, RoomClosed, SpendingLimit, UnknownOrder,
+    AccountLocked, IdempotencyConflict, InsufficientFunds, InvalidField, OrderState, RoomClosed, SpendingLimit, UnknownOrder,
     UnknownWithdrawal, WithdrawalLimit, WithdrawalState,
 )
 from server.promotions import OrderPromotion
@@ -40,10 +40,13 @@ class ModelOrder:
     buyer: str
     credits: tuple[tuple[str, int], ...]  # (kind, coins) credited when paid: recharge, then bonuses
     first_bonus: int  # credited too if it is the buyer's first paid recharge
+    price: int  # minor units
     status: str = "pending"  # pending | paid | failed | refunded | charged_back
     payment_id: str | None = None
     credited: int = 0
-    reversal: str | None = None
+    reversed_amount: int = 0  # of the price, over every reversal so far
+    reversed_coins: int = 0
+    reversals: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)  # id -> (amount, coins)
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,10 +99,11 @@ class EconomyModel:
 
     # --- orders -------------------------------------------------------------------------------
 
-    def create_order(self, order_id: str, bundle: Bundle, promotion: OrderPromotion = NO_PROMOTION) -> None:
-        """An order for `bundle` with the campaigns it recorded at creation."""
+    def create_order(self, order_id: str, bundle: Bundle, price: int, promotion: OrderPromotion = NO_PROMOTION
+                     ) -> None:
+        """An order for `bundle` at `price` with the campaigns it recorded at creation."""
         credits = (("recharge", bundle.coins), ("bonus", bundle.bonus_coins), ("bonus", promotion.bonus))
-        self.orders[order_id] = ModelOrder(order_id.split(".")[0], credits, promotion.first_bonus)
+        self.orders[order_id] = ModelOrder(order_id.split(".")[0], credits, promotion.first_bonus, price)
 
     def pay_order(self, order_id: str, payment_id: str) -> int:
         """Credit an order once; returns the coins this delivery credited (0 on a replay)."""
@@ -128,21 +132,31 @@ class EconomyModel:
             order.status = "failed"
         return order.status
 
-    def reverse_order(self, order_id: str, kind: str, reversal_id: str, payment_id: str) -> tuple[int, bool]:
-        """Refund or chargeback: take the order's coins back once; returns (balance, locked)."""
+    def reverse_order(self, order_id: str, kind: str, reversal_id: str, payment_id: str, amount: int
+                      ) -> tuple[int, int, bool]:
+        """Refund or chargeback of `amount` of the price: take that share of the order's coins
+        back, once per reversal id; returns (balance, coins removed, locked)."""
         order = self._order(order_id)
-        if order.status in ("refunded", "charged_back"):
-            if order.reversal != reversal_id:
-                raise OrderState()
-            return self.coins[order.buyer], order.buyer in self.locked
+        if reversal_id in order.reversals:
+            seen_amount, removed = order.reversals[reversal_id]
+            if seen_amount != amount:
+                raise InvalidField()
+            return self.coins[order.buyer], removed, order.buyer in self.locked
         if order.status != "paid" or order.payment_id != payment_id:
             raise OrderState()
-        order.status, order.reversal = "refunded" if kind == "refund" else "charged_back", reversal_id
-        self._move(order.buyer, kind, "coins", -order.credited)
-        self.coins_reversed += order.credited
+        if not 1 <= amount <= order.price - order.reversed_amount:
+            raise InvalidField()
+        order.reversed_amount += amount
+        reversed_coins = -(-order.credited * order.reversed_amount // order.price)  # ceil
+        removed, order.reversed_coins = reversed_coins - order.reversed_coins, reversed_coins
+        order.reversals[reversal_id] = (amount, removed)
+        if order.reversed_amount == order.price:
+            order.status = "refunded" if kind == "refund" else "charged_back"
+        self._move(order.buyer, kind, "coins", -removed)
+        self.coins_reversed += removed
         if self.coins[order.buyer] < 0:
             self.locked.add(order.buyer)
-        return self.coins[order.buyer], order.buyer in self.locked
+        return self.coins[order.buyer], removed, order.buyer in self.locked
 
     def _order(self, order_id: str) -> ModelOrder:
         if order_id not in self.orders:

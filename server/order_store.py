@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from server import keys
+from server import keys, locked_accounts
 from server.auth import owner_of
 from server.catalog import Bundle
 from server.economy import RechargeCredit
@@ -52,14 +52,22 @@ class ReversalResult:
 
 
 _INT_FIELDS = frozenset({"coins", "bonus_coins", "price", "created_at", "paid_at", "failed_at", "promo_bonus",
-                         "first_bonus", "credited", "reversed_at"})
+                         "first_bonus", "credited", "reversed_at", "reversed_amount", "reversed_coins"})
 
 
 def _decode(row: dict[bytes, bytes]) -> dict[str, Any]:
+    """An order's fields; its `rev:<id>` fields (see reverse_order.lua) as `reversals`."""
     out: dict[str, Any] = {}
+    reversals: dict[str, dict[str, int]] = {}
     for name, value in row.items():
         field = name.decode()
-        out[field] = int(value) if field in _INT_FIELDS else value.decode()
+        if field.startswith("rev:"):
+            amount, coins = value.decode().split(":")
+            reversals[field[4:]] = {"amount": int(amount), "coins": int(coins)}
+        else:
+            out[field] = int(value) if field in _INT_FIELDS else value.decode()
+    if reversals:
+        out["reversals"] = reversals
     return out
 
 
@@ -105,7 +113,8 @@ class OrderStore:
             keys=[keys.order(buyer, order_id), keys.wallet(buyer), keys.ledger(buyer)],
             args=[order_id, payment_id, amount, currency, method],
         )
-        balance, credited, replay = reply_or_raise(reply)
+        balance, credited, replay, locked = reply_or_raise(reply)
+        await locked_accounts.record(self._client, buyer, bool(locked))
         return CreditResult(order_id, int(balance), int(credited), bool(int(replay)))
 
     async def fail(self, order_id: str, payment_id: str, reason: str) -> str:
@@ -116,11 +125,13 @@ class OrderStore:
 
     async def reverse(self, order_id: str, kind: str, reversal_id: str, payment_id: str, amount: int,
                       currency: str) -> ReversalResult:
-        """Take back a paid order's coins once (`reverse_order.lua`); `kind` is refund or chargeback."""
+        """Take back the share of a paid order's coins that `amount` is of its price, once per
+        `reversal_id` (`reverse_order.lua`); `kind` is refund or chargeback."""
         buyer = buyer_of(order_id)
         reply = await self._scripts.reverse_order(
             keys=[keys.order(buyer, order_id), keys.wallet(buyer), keys.ledger(buyer)],
             args=[order_id, kind, reversal_id, payment_id, amount, currency],
         )
         balance, removed, locked, replay = reply_or_raise(reply)
+        await locked_accounts.record(self._client, buyer, bool(locked))
         return ReversalResult(order_id, int(balance), int(removed), bool(int(locked)), bool(int(replay)))

@@ -134,11 +134,12 @@ class SandboxProvider:
         self._send(self._webhook_url, "payment.succeeded" if succeed else "payment.failed", data, deliveries)
         return payment_id
 
-    def reverse(self, order: dict[str, Any], *, kind: str, deliveries: int = 1) -> str:
-        """Refund (`kind` "refund") or lose a dispute over ("chargeback") a paid order's payment."""
+    def reverse(self, order: dict[str, Any], *, kind: str, amount: int, deliveries: int = 1) -> str:
+        """Refund (`kind` "refund") or lose a dispute over ("chargeback") `amount` (minor units)
+        of a paid order's payment: all of it, or a part."""
         reversal_id = ("re_" if kind == "refund" else "dp_") + secrets.token_hex(10)
         data = {"payment_id": order["payment_id"], "order_id": order["id"], "reversal_id": reversal_id,
-                "amount": order["price"], "currency": order["currency"]}
+                "amount": amount, "currency": order["currency"]}
         self._send(self._webhook_url, "payment.refunded" if kind == "refund" else "payment.charged_back", data,
                    deliveries)
         return reversal_id

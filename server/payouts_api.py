@@ -24,20 +24,35 @@ __all__ = ["routes"]
 
 
 async def request_withdrawal(request: Request) -> Response:
-    """{"diamonds", "method": "paypal" | "bank", "key"}: holds the diamonds, status pending."""
+    """Ask to withdraw diamonds as cash: they are held at once and the request is pending review.
+    Within the minimum and the daily/weekly limits; once per idempotency `key`.
+    ---
+    auth: [creator]
+    body: WithdrawalRequest
+    responses: {201: Withdrawal, 200: Withdrawal}
+    errors: [forbidden, bad_request, invalid_field, below_minimum, insufficient_funds, withdrawal_limit,
+      account_locked, idempotency_conflict]
+    """
     principal = _principal(request)
     services = _services(request)
     data = await _json_body(request)
     bank = services.bank
     quote = quote_withdrawal(services.catalog, principal, await bank.profiles.get(principal.user_id),
                              data.get("diamonds"), data.get("method", "paypal"), data.get("key"),
-                             now_ms=int(time.time() * 1000), limits=bank.withdrawal_limits)
+                             now_ms=int(time.time() * 1000), limits=bank.withdrawal_limits,
+                             rates=await bank.rates.table())
     hold = await bank.withdrawals.request(quote)
     withdrawal = await bank.withdrawals.get(hold.withdrawal_id)
     return JSONResponse(withdrawal | {"replay": hold.replay}, status_code=200 if hold.replay else 201)
 
 
 async def my_withdrawals(request: Request) -> Response:
+    """The caller's withdrawals, newest first.
+    ---
+    auth: [creator]
+    responses: {200: WithdrawalList}
+    errors: [forbidden]
+    """
     principal = _principal(request)
     if principal.role != "creator":
         raise Forbidden("only creators have withdrawals")
@@ -45,6 +60,12 @@ async def my_withdrawals(request: Request) -> Response:
 
 
 async def get_withdrawal(request: Request) -> Response:
+    """One withdrawal: its creator's own, or any for an admin.
+    ---
+    auth: [creator, admin]
+    responses: {200: Withdrawal}
+    errors: [forbidden, unknown_withdrawal]
+    """
     principal = _principal(request)
     withdrawal_id = request.path_params["withdrawal_id"]
     if principal.role != "admin" and (principal.role != "creator" or creator_of(withdrawal_id) != principal.user_id):
@@ -53,19 +74,39 @@ async def get_withdrawal(request: Request) -> Response:
 
 
 async def review_queue(request: Request) -> Response:
+    """Admin: withdrawals awaiting review, oldest first.
+    ---
+    auth: [admin]
+    query: {limit: integer}
+    responses: {200: WithdrawalList}
+    errors: [forbidden, invalid_field]
+    """
     _require_role(_principal(request), "admin")
     limit = _int_param(request, "limit", 100, 1, 1000)
     return JSONResponse({"withdrawals": await _services(request).bank.withdrawals.awaiting_review(limit=limit)})
 
 
 async def user_withdrawals(request: Request) -> Response:
+    """Admin: one creator's withdrawals.
+    ---
+    auth: [admin]
+    responses: {200: WithdrawalList}
+    errors: [forbidden, invalid_field]
+    """
     _require_role(_principal(request), "admin")
     creator = check_user_id(request.path_params["user_id"])
     return JSONResponse({"withdrawals": await _services(request).bank.withdrawals.list(creator)})
 
 
 async def approve_withdrawal(request: Request) -> Response:
-    """Admin: send the payout. Sandbox only: {"outcome": "succeed" | "fail", "deliveries": 1..5}."""
+    """Admin: approve a pending withdrawal and send its payout; the provider's webhook settles it.
+    In the sandbox, `outcome` and `deliveries` choose what the provider does.
+    ---
+    auth: [admin]
+    body: Approval
+    responses: {202: Withdrawal}
+    errors: [forbidden, bad_request, invalid_field, unknown_withdrawal, withdrawal_state]
+    """
     principal = _principal(request)
     _require_role(principal, "admin")
     services = _services(request)
@@ -80,7 +121,13 @@ async def approve_withdrawal(request: Request) -> Response:
 
 
 async def reject_withdrawal(request: Request) -> Response:
-    """Admin: refuse a pending withdrawal, {"reason"}; its diamonds go back to the creator."""
+    """Admin: refuse a pending withdrawal; its held diamonds go back to the creator.
+    ---
+    auth: [admin]
+    body: Rejection
+    responses: {200: Withdrawal}
+    errors: [forbidden, bad_request, invalid_field, unknown_withdrawal, withdrawal_state]
+    """
     principal = _principal(request)
     _require_role(principal, "admin")
     reason = check_reason((await _json_body(request)).get("reason"))
@@ -91,6 +138,13 @@ async def reject_withdrawal(request: Request) -> Response:
 
 
 async def payout_webhook(request: Request) -> Response:
+    """Payout provider events: settles a withdrawal exactly once (paid, or failed and released).
+    ---
+    auth: signature
+    body: PayoutEvent
+    responses: {200: PayoutResult}
+    errors: [bad_signature, stale_timestamp, bad_request, invalid_field, unknown_withdrawal, withdrawal_state]
+    """
     return await signed_webhook(request, handle_payout_webhook, _services(request).bank.withdrawals)
 
 

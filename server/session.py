@@ -15,6 +15,7 @@ missed events and the held live ones beyond what the read had, after the reply.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisClusterException, RedisError
 
 from server import codec
-from server.admission import client_host
 from server.auth import Principal
 from server.logs import request_id as log_request_id
 from server.errors import Forbidden, GiftcastError, NotInRoom, TooManyRooms, Unavailable
@@ -45,6 +45,8 @@ class Session:
         self._conn = connection
         self._rooms: set[str] = set()
         self.log_id = "ws-" + secrets.token_hex(6)  # the request id of this connection's log records
+        # The transport's clock (loop time): the transport takes tokens from it (ratelimit.py).
+        self.frame_bucket = services.user_frames.acquire(principal.user_id, asyncio.get_running_loop().time())
 
     async def on_message(self, message: bytes | str) -> None:
         log_request_id.set(self.log_id)  # each message runs in its own task: this stays local
@@ -71,9 +73,8 @@ class Session:
     def on_close(self) -> None:
         self._services.hub.leave_all(self._conn)
         self._rooms.clear()
-        self._services.connections.release(client_host(self._conn.remote_address))
-        closing = self._conn.protocol.close_sent or self._conn.protocol.close_rcvd
-        self._services.metrics.connection_closed(closing.code if closing else 1006)  # 1006: no close frame
+        self._services.user_frames.release(self.principal.user_id)
+        self._services.connection_closed(self._conn)
 
     async def _handle(self, frame: codec.ClientFrame) -> dict[str, Any] | None:
         match frame:

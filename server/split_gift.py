@@ -38,9 +38,10 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server import keys
 from server.economy import GiftCharge, SpendCaps
-from server.errors import Unavailable, error_for_code
+from server.errors import Unavailable
+from server.leaderboards import iso_week
 from server.scripts import Scripts
-from server.wallet_store import GiftReceipt
+from server.wallet_store import GiftPolicy, GiftReceipt, script_error
 
 __all__ = ["SplitGiftStore", "crash_after_debit", "CRASH_EXIT_CODE"]
 
@@ -62,7 +63,7 @@ class SplitGiftStore:
     """The gift path in steps joined by an outbox. Same `apply_gift` contract as WalletStore."""
 
     def __init__(self, client: RedisCluster | Redis, scripts: Scripts, *, idempotency_ttl_s: int,
-                 history_len: int, recovery_s: float, spend_caps: SpendCaps,
+                 history_len: int, recovery_s: float, spend_caps: SpendCaps, policy: GiftPolicy,
                  after_debit: Callable[[], None] | None = None) -> None:
         """`after_debit` runs right after a debit commits, before the credit: a test seam for
         crashes (`crash_after_debit`, or an exception); None in production."""
@@ -72,6 +73,7 @@ class SplitGiftStore:
         self._history_len = history_len
         self._recovery_ms = int(recovery_s * 1000)
         self._spend_caps = spend_caps
+        self._policy = policy
         self._after_debit = after_debit
 
     async def apply_gift(self, charge: GiftCharge) -> GiftReceipt:
@@ -85,11 +87,11 @@ class SplitGiftStore:
         )
         reply = await self._scripts.gift_debit(
             keys=[keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, charge.key), keys.outbox(sender),
-                  keys.limits(sender)],
+                  keys.limits(sender), keys.gift_rate(sender)],
             args=[sender, creator, charge.gift.id, charge.count, charge.coins, charge.diamonds, charge.rate_bp,
                   charge.fingerprint, self._idempotency_ttl_s, charge.key, status or b"closed", live_id or b"",
                   started_ms + self._recovery_ms // 2, self._spend_caps.day, self._spend_caps.week,
-                  charge.rate_version],
+                  charge.rate_version, *self._policy.sender_args(), int(charge.gift.combo)],
         )
         outcome = _text(reply[0])
         if outcome == "debited" and self._after_debit is not None:
@@ -100,7 +102,7 @@ class SplitGiftStore:
             receipt = GiftReceipt.from_result(reply[1], replay=True)
         else:
             await self._forget(index, attempt)
-            raise error_for_code(_text(reply[1]))
+            raise script_error(reply)
         await self._forget(index, attempt)
         return receipt
 
@@ -118,8 +120,11 @@ class SplitGiftStore:
         sender, creator = gift["sender"], gift["creator"]
         credit = await self._scripts.gift_credit(
             keys=[keys.wallet(creator), keys.ledger(creator), keys.live(creator), keys.live_top(creator),
-                  keys.live_history(creator), keys.credited(creator, gift["ref"])],
-            args=[entry, self._history_len, keys.room_channel(creator), self._idempotency_ttl_s],
+                  keys.live_history(creator), keys.credited(creator, gift["ref"]),
+                  keys.live_streaks(creator), keys.live_streak_ends(creator),
+                  keys.top_week(creator, iso_week(gift["ts"] / 1000)), keys.top_all(creator)],
+            args=[entry, self._history_len, keys.room_channel(creator), self._idempotency_ttl_s,
+                  self._policy.streak_window_ms, self._policy.week_ttl_s],
         )
         if _text(credit[0]) == "stale":
             log.error("gift %s (%s -> %s) was debited too long ago to credit safely; its outbox entry is "

@@ -26,6 +26,7 @@ from server.catalog import MAX_COINS, Catalog
 from server.economy import check_key
 from server.errors import BelowMinimum, Forbidden, InvalidCount, InvalidField, UnknownWithdrawal
 from server.profiles import Profile
+from server.rates import RateTable
 
 __all__ = ["PAYOUT_METHODS", "WithdrawalLimits", "WithdrawalQuote", "quote_withdrawal", "withdrawal_id", "creator_of"]
 
@@ -71,7 +72,9 @@ def creator_of(withdrawal: object) -> str:
 
 
 def quote_withdrawal(catalog: Catalog, creator: Principal, profile: Profile, diamonds: object, method: object,
-                     key: object, *, now_ms: int, limits: WithdrawalLimits) -> WithdrawalQuote:
+                     key: object, *, now_ms: int, limits: WithdrawalLimits, rates: RateTable | None = None
+                     ) -> WithdrawalQuote:
+    """A withdrawal priced at the version of `rates` (default: the catalog's) in force now."""
     if creator.role != "creator":
         raise Forbidden("only creators withdraw diamonds")
     if type(diamonds) is not int or not 1 <= diamonds <= MAX_COINS:
@@ -81,6 +84,6 @@ def quote_withdrawal(catalog: Catalog, creator: Principal, profile: Profile, dia
     if method not in PAYOUT_METHODS:
         raise InvalidField(f"method must be one of {', '.join(PAYOUT_METHODS)}")
     key = check_key(key)
-    rate = catalog.rates.current(catalog.home_region(profile.region).code, now_ms)
+    rate = (rates or catalog.rates).current(catalog.home_region(profile.region).code, now_ms)
     return WithdrawalQuote(withdrawal_id(creator.user_id, key), creator.user_id, diamonds, rate.cash_for(diamonds),
                            rate.currency, rate.region, rate.version, rate.cash_per_1000_diamonds, str(method), key)

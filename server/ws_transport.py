@@ -8,10 +8,12 @@ The gateway contract (the real one is server/session.py):
     gateway.settings: Settings
     gateway.open_session(request_headers: Headers, query: dict[str, str],
                          connection: Connection) -> handler     # sync; may raise GiftcastError
+    gateway.open_event_stream(...)                              # the same, for EVENTS_PATH
     handler.on_message(message: bytes | str) -> Awaitable[None]
     handler.on_close() -> None | Awaitable[None]
 
-Handshake: only `/ws` (anything else: 404). Subprotocols `giftcast.msgpack.v1` (also the default
+Handshake: only `/ws` and the integrators' event stream `/v1/integrations/events` (anything
+else: 404); `ENDPOINTS` names the gateway method that opens each. Subprotocols `giftcast.msgpack.v1` (also the default
 when the client offers none) and `giftcast.json.v1` pick `Connection.fmt` before `open_session`
 runs; offering only unknown ones gets 400. `open_session` authenticates (`Authorization:
 Bearer` or `?token=`), checks Origin and the per-address limit; its `GiftcastError` becomes
@@ -28,6 +30,14 @@ End: a disconnect cancels no handler task (they move money); `handler.on_close()
 after the in-flight ones finish. Messages read but not yet started when the socket is lost are
 dropped: the client never got an answer and retries with its idempotency key.
 
+Rate: each message takes a token from the connection's bucket (`ratelimit.FrameLimiter`,
+settings `frame_rate_per_s`/`frame_burst`), then from its user's (`handler.frame_bucket`, shared
+by the user's connections to this process); a message finding one empty is not processed and gets
+a `rate_limited` error frame (with its id when readable, and `retry_after_ms`); after
+`frame_flood_limit` such refusals without a one-second pause, the connection reads no more and,
+once the requests already running or waiting have replied (as on shutdown), closes with 1008
+(policy violation): a flooder is told the outcome of every request that moved money.
+
 Heartbeat: a ping every `ping_interval_s`; no pong within `ping_timeout_s` → close 1011.
 Shutdown: uvicorn calls `shutdown()` on SIGTERM: reading stops, in-flight handlers finish,
 then close 1012 ("service restart", reconnect).
@@ -39,6 +49,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import os
 from collections import deque
 from collections.abc import Awaitable, Sequence
@@ -52,21 +63,24 @@ from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
 from websockets.server import ServerProtocol
 
-from server.codec import SUBPROTOCOLS
+from server.codec import SUBPROTOCOLS, peek_request_id
 from server.connection import (
-    CLOSE_INTERNAL_ERROR, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
+    CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
 )
-from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, Unauthorized, Unavailable
+from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, RateLimited, Unauthorized, Unavailable
+from server.ratelimit import Admit, FrameLimiter, TokenBucket
 from server.settings import Settings
 
 __all__ = [
-    "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WS_PATH",
+    "ENDPOINTS", "EVENTS_PATH", "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WS_PATH",
     "SessionGateway", "SessionHandler", "WebSocketTransport",
 ]
 
 log = logging.getLogger(__name__)
 
 WS_PATH = "/ws"
+EVENTS_PATH = "/v1/integrations/events"
+ENDPOINTS = {WS_PATH: "open_session", EVENTS_PATH: "open_event_stream"}  # path -> gateway method
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 20.0
 MAX_INFLIGHT = 16
@@ -74,6 +88,8 @@ DEFAULT_FORMAT = "msgpack"
 
 
 class SessionHandler(TypingProtocol):
+    frame_bucket: TokenBucket | None  # the user's frame-rate bucket in this process, if limited
+
     def on_message(self, message: bytes | str) -> Awaitable[None]: ...
     def on_close(self) -> Awaitable[None] | None: ...
 
@@ -82,6 +98,10 @@ class SessionGateway(TypingProtocol):
     settings: Settings
 
     def open_session(
+        self, request_headers: Headers, query: dict[str, str], connection: Connection
+    ) -> SessionHandler: ...
+
+    def open_event_stream(
         self, request_headers: Headers, query: dict[str, str], connection: Connection
     ) -> SessionHandler: ...
 
@@ -122,12 +142,16 @@ class WebSocketTransport(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connection: Connection | None = None
         self.handler: SessionHandler | None = None
+        self._limiter = FrameLimiter(self._settings.frame_rate_per_s, self._settings.frame_burst,
+                                     self._settings.frame_flood_limit, self._loop.time())
         self._inflight: set[asyncio.Task[None]] = set()
         self._backlog: deque[bytes | str] = deque()  # read, waiting for an in-flight slot
         self._fragments: list[bytes] = []
         self._fragment_opcode: Opcode | None = None
         self._reading_paused = False
-        self._shutting_down = False
+        # Set when the connection is to close once its in-flight handlers finish (their replies
+        # go out first): (1012, ...) on shutdown, (1008, ...) for a flooding client.
+        self._closing: tuple[int, str] | None = None
         self._lost = False
         self._on_close_called = False
         # One timer per connection: either "send the next ping" or "the pong is overdue".
@@ -189,7 +213,8 @@ class WebSocketTransport(asyncio.Protocol):
     def _handle_request(self, request: Request) -> None:
         assert self.connection is not None
         path, _, query_string = request.path.partition("?")
-        if path != WS_PATH:
+        opener = ENDPOINTS.get(path)
+        if opener is None:
             self._reject(NotFound("no WebSocket endpoint at this path"))
             return
         response = self.protocol.accept(request)
@@ -201,7 +226,7 @@ class WebSocketTransport(asyncio.Protocol):
         try:
             if self._gateway is None:
                 raise RuntimeError('no session gateway: app state has no "giftcast"')
-            handler = self._gateway.open_session(request.headers, query, self.connection)
+            handler = getattr(self._gateway, opener)(request.headers, query, self.connection)
         except MultipleValuesError as exc:  # e.g. two Origin headers: ambiguous
             self._reject(BadRequest(f"duplicate header {exc}"))
             return
@@ -215,6 +240,7 @@ class WebSocketTransport(asyncio.Protocol):
             self._reject(GiftcastError())
             return
         self.handler = handler
+        self._limiter.share(handler.frame_bucket)
         self._send_response(response)
         self.connection.mark_open()
         self._schedule_ping()
@@ -264,8 +290,8 @@ class WebSocketTransport(asyncio.Protocol):
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
         assert self.connection is not None
-        if self.protocol.state is not OPEN or self.handler is None:
-            return  # after our close frame: the client will resend after reconnecting
+        if self.protocol.state is not OPEN or self.handler is None or self._closing is not None:
+            return  # closing (or closed): the client will resend after reconnecting
         message: bytes | str
         if opcode is Opcode.TEXT:
             try:
@@ -275,11 +301,28 @@ class WebSocketTransport(asyncio.Protocol):
                 return
         else:
             message = bytes(data)
+        admit = self._limiter.admit(self._loop.time())
+        if admit is not Admit.ACCEPT:
+            self._refuse(message, admit)
+            return
         if len(self._inflight) < self.max_inflight:
             self._start_handler(message)
         else:
             self._backlog.append(message)
         self._update_reading()
+
+    def _refuse(self, message: bytes | str, admit: Admit) -> None:
+        """Over the frame rate: answer without processing, or close a flooding client (1008)."""
+        assert self.connection is not None
+        if admit is Admit.FLOOD:
+            log.info("WebSocket client %s floods past the frame rate; closing", self.connection.remote_address)
+            self._closing = (CLOSE_POLICY_VIOLATION, "message rate limit exceeded")
+            self._stop_heartbeat()
+            self._drain_then_close()
+            return
+        error = RateLimited("too many messages; slow down",
+                            retry_after_ms=math.ceil(self._limiter.retry_after_s * 1000))
+        self.connection.send({"t": "error", "id": peek_request_id(message), **error.to_wire()})
 
     def _start_handler(self, message: bytes | str) -> None:
         task = self._loop.create_task(self._run_handler(message))
@@ -304,16 +347,16 @@ class WebSocketTransport(asyncio.Protocol):
             self._update_reading()
         elif self._lost:
             self._call_on_close()
-        elif self._shutting_down:
-            self._close_for_restart()
+        elif self._closing is not None:
+            self._close_drained()
         else:
             self._update_reading()
 
     def _update_reading(self) -> None:
-        """Pause reading at the in-flight limit or while draining for shutdown; resume otherwise."""
+        """Pause reading at the in-flight limit or while draining before a close; resume otherwise."""
         assert self.transport is not None
         busy = len(self._inflight) >= self.max_inflight or bool(self._backlog)
-        draining = self._shutting_down and self.protocol.state is OPEN
+        draining = self._closing is not None and self.protocol.state is OPEN
         pause = busy or draining
         if pause == self._reading_paused or self.transport.is_closing():
             return
@@ -377,23 +420,28 @@ class WebSocketTransport(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown (uvicorn, SIGTERM): finish in-flight messages, then close 1012."""
-        if self._shutting_down or self._lost:
+        if self._closing is not None or self._lost:
             return
-        self._shutting_down = True
+        self._closing = (CLOSE_SERVICE_RESTART, "service restart")
         self._stop_heartbeat()
         if self.protocol.state is CONNECTING:
             if not self.protocol.eof_sent:
                 self._reject(Unavailable("server is restarting"))
             return
         if self.protocol.state is OPEN:
-            if self._inflight or self._backlog:
-                self._update_reading()  # no new messages; the last handler to finish closes
-            else:
-                self._close_for_restart()
+            self._drain_then_close()
 
-    def _close_for_restart(self) -> None:
-        assert self.connection is not None
-        self.connection.close(CLOSE_SERVICE_RESTART, "service restart")
+    def _drain_then_close(self) -> None:
+        """Read no new messages; close (`self._closing`) once the handlers running or waiting
+        have replied."""
+        if self._inflight or self._backlog:
+            self._update_reading()  # the last handler to finish closes
+        else:
+            self._close_drained()
+
+    def _close_drained(self) -> None:
+        assert self.connection is not None and self._closing is not None
+        self.connection.close(*self._closing)
         self._update_reading()  # read again: the client's close frame completes the handshake
 
 

@@ -2,8 +2,10 @@
 
 The wheel has no valkey-cli, so the cluster is formed the way valkey-cli does it, through
 redis-py: distinct config epochs, CLUSTER ADDSLOTSRANGE (16384 slots split evenly), CLUSTER MEET,
-then wait until every node reports `cluster_state:ok` and the same slot owners. No replicas: a
-node that stops is restarted on its port and comes back with its slots (nodes.conf, AOF).
+then wait until every node reports `cluster_state:ok` and the same slot owners. Without
+replicas (the session cluster), a node that stops is restarted on its port and comes back with its
+slots (nodes.conf, AOF). With `replicas=1` every primary gets a replica (CLUSTER REPLICATE), and
+`failover(index)` promotes the replica of primary `index`, as an operator or a crash would.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ class Node:
 
 
 class ValkeyCluster:
-    """N primaries on 127.0.0.1, each owning one contiguous third (or Nth) of the slots."""
+    """N primaries on 127.0.0.1, each owning one contiguous third (or Nth) of the slots, and
+    optionally one replica each (nodes[N + i] replicates nodes[i])."""
 
-    def __init__(self, base_dir: Path, primaries: int = 3) -> None:
+    def __init__(self, base_dir: Path, primaries: int = 3, *, replicas: int = 0, node_timeout_ms: int = 5000) -> None:
         self._base_dir = base_dir
-        self._count = primaries
+        self._primaries = primaries
+        self._count = primaries * (1 + replicas)
+        self._node_timeout_ms = node_timeout_ms
         self.nodes: list[Node] = []
 
     @property
@@ -52,17 +57,55 @@ class ValkeyCluster:
             node = self._start_node(index)
             node.port, node.bus_port = node.server.port, int(node.server._config["cluster-port"])
             self.nodes.append(node)
-        per_node = SLOTS // self._count
+        per_node = SLOTS // self._primaries
         for index, node in enumerate(self.nodes):
             with node.client() as client:
                 node.node_id = client.execute_command("CLUSTER", "MYID").decode()
                 client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
-                last = SLOTS - 1 if index == self._count - 1 else (index + 1) * per_node - 1
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per_node, last)
+                if index < self._primaries:
+                    last = SLOTS - 1 if index == self._primaries - 1 else (index + 1) * per_node - 1
+                    client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per_node, last)
         with self.nodes[0].client() as first:
             for node in self.nodes[1:]:
                 first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
+        for index, replica in enumerate(self.nodes[self._primaries:]):
+            self._replicate(replica, self.nodes[index % self._primaries], timeout)
         self.wait_ok(timeout)
+
+    def _replicate(self, replica: Node, primary: Node, timeout: float) -> None:
+        """Make `replica` a replica of `primary` (once it has heard of it) and wait for the sync."""
+        deadline = time.monotonic() + timeout
+        with replica.client() as client:
+            while True:
+                try:
+                    client.execute_command("CLUSTER", "REPLICATE", primary.node_id)
+                    break
+                except redis.ResponseError:  # "Unknown node": the MEET has not reached it yet
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the replica did not sync")
+                time.sleep(0.05)
+
+    def failover(self, index: int, timeout: float = 30.0) -> int:
+        """Promote the replica of primary `index` (a coordinated CLUSTER FAILOVER: the replica
+        catches up first, so no acknowledged write is lost). Returns the new primary's index."""
+        primary = self.nodes[index]
+        with primary.client() as client:
+            [line] = client.execute_command("CLUSTER", "REPLICAS", primary.node_id)
+        port = int(line.split()[1].decode().split("@")[0].rsplit(":", 1)[1])
+        replica_index = next(i for i, node in enumerate(self.nodes) if node.port == port)
+        with self.nodes[replica_index].client() as client:
+            client.execute_command("CLUSTER", "FAILOVER")
+        deadline = time.monotonic() + timeout
+        while self.nodes[replica_index].node_id not in self._slots_of(primary.port):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the failover did not complete")
+            time.sleep(0.05)
+        self.wait_ok(timeout)
+        return replica_index
 
     def _start_node(self, index: int) -> Node:
         """Start node `index` on free ports; a port taken between choosing and binding it (other
@@ -148,7 +191,7 @@ class ValkeyCluster:
             persist=True,
             config={
                 "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
-                "cluster-port": str(bus_port), "cluster-node-timeout": "5000",
+                "cluster-port": str(bus_port), "cluster-node-timeout": str(self._node_timeout_ms),
                 "appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction",
             },
         )

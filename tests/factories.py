@@ -22,7 +22,7 @@ from server.order_store import OrderStore
 from server.scripts import Scripts
 from server.settings import Settings
 from server.split_gift import SplitGiftStore
-from server.wallet_store import WalletStore
+from server.wallet_store import GiftPolicy, WalletStore
 
 _payments = itertools.count(1)
 DAY_MS = 86_400_000
@@ -133,13 +133,14 @@ def make_stores(client: aioredis.Redis, *, idempotency_ttl_s: int = 48 * 3600, h
     """Every store on `client`; `settings` overrides Settings fields (caps, limits, delays)."""
     scripts = Scripts.register(client)
     config = Settings(idempotency_ttl_s=idempotency_ttl_s).with_overrides(**settings)
+    catalog = catalog or load_catalog()
     return Stores(
-        client, catalog or load_catalog(),
+        client, catalog,
         WalletStore(client, scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=history_len,
-                    spend_caps=spend_caps(config)),
+                    spend_caps=spend_caps(config), policy=GiftPolicy.from_settings(config)),
         OrderStore(client, scripts),
         LiveStore(client, scripts, history_len=history_len),
-        Bank.build(client, scripts, config),
+        Bank.build(client, scripts, config, catalog),
         scripts,
         config,
     )
@@ -149,4 +150,5 @@ def make_split_gifts(stores: Stores, *, recovery_s: float = 5.0, after_debit: Ca
                      idempotency_ttl_s: int = 48 * 3600) -> SplitGiftStore:
     """The Redis Cluster gift path (debit, credit, complete) on `stores`' client."""
     return SplitGiftStore(stores.redis, stores.scripts, idempotency_ttl_s=idempotency_ttl_s, history_len=1000,
-                          recovery_s=recovery_s, spend_caps=spend_caps(stores.settings), after_debit=after_debit)
+                          recovery_s=recovery_s, spend_caps=spend_caps(stores.settings),
+                          policy=GiftPolicy.from_settings(stores.settings), after_debit=after_debit)

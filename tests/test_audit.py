@@ -37,6 +37,7 @@ class Run:
     def __init__(self, stores, model: EconomyModel, seed: int, gifts=None):
         """`gifts` applies the gifts: `stores.wallets` (one node, the default) or a SplitGiftStore."""
         self.stores, self.model, self.rng = stores, model, random.Random(seed)
+        self.amounts = random.Random(seed)  # reversal amounts: their own draws leave the seed's sequence as it was
         self.gifts = gifts or stores.wallets
         self.paid: list[dict] = []
         self.withdrawals: list[str] = []
@@ -58,7 +59,7 @@ class Run:
         bundle = stores.catalog.bundle(self.rng.choice(["coins_70", "coins_350"]))
         credit = recharge_credit(stores.catalog, bundle, None, now_ms=now_ms())
         order = await stores.orders.create(user, bundle, credit, "card")
-        self.model.create_order(order["id"], bundle, credit.promotion)
+        self.model.create_order(order["id"], bundle, order["price"], credit.promotion)
         await self.same(lambda: stores.orders.credit(order["id"], f"p{step}", order["price"], "USD", "card"),
                         lambda: self.model.pay_order(order["id"], f"p{step}"), lambda r: 0 if r.replay else r.credited)
         self.paid.append(order | {"payment_id": f"p{step}"})
@@ -68,10 +69,11 @@ class Run:
             return
         order = self.rng.choice(self.paid)
         kind, reversal = self.rng.choice(["refund", "chargeback"]), f"r{self.rng.randrange(3)}"
+        amount = self.amounts.choice([order["price"], self.amounts.randint(1, order["price"])])  # whole or a part
         await self.same(
-            lambda: self.stores.orders.reverse(order["id"], kind, reversal, order["payment_id"], order["price"], "USD"),
-            lambda: self.model.reverse_order(order["id"], kind, reversal, order["payment_id"]),
-            lambda r: (r.balance, r.locked))
+            lambda: self.stores.orders.reverse(order["id"], kind, reversal, order["payment_id"], amount, "USD"),
+            lambda: self.model.reverse_order(order["id"], kind, reversal, order["payment_id"], amount),
+            lambda r: (r.balance, r.removed, r.locked))
 
     async def gift(self, step: int) -> None:
         sender, creator = self.rng.choice(VIEWERS), self.rng.choice(CREATORS)
@@ -235,6 +237,17 @@ async def test_audit_catches_an_unlocked_negative_wallet(stores):
     assert (await audit(stores.redis)).ok
     await stores.redis.hdel(keys.wallet("bob"), "locked")
     assert any("bob: coins -700 but locked is None" in p for p in (await audit(stores.redis)).problems)
+
+
+async def test_audit_catches_a_locked_account_missing_from_the_admins_index(stores):
+    await stores.lock_by_chargeback()
+    await stores.redis.zrem(keys.LOCKED_ACCOUNTS, "bob")
+    assert "bob: locked but not in the index of locked accounts" in (await audit(stores.redis)).problems
+
+
+async def test_audit_catches_an_unlocked_account_left_in_the_admins_index(stores):
+    await stores.redis.zadd(keys.LOCKED_ACCOUNTS, {"carol": 1})
+    assert "carol: in the index of locked accounts but not locked" in (await audit(stores.redis)).problems
 
 
 async def test_audit_catches_an_entry_of_an_unknown_kind(stores):

@@ -148,3 +148,25 @@ async def test_watch_prints_only_events_after_the_snapshot(capsys, queued, print
     assert await cli.watch(FakeClient(queued, snapshot_seq=5), "alice", None) == 0  # type: ignore[arg-type]
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["t"] == "joined" and [e["seq"] for e in lines[1:]] == printed
+
+
+async def test_creator_sets_a_goal_and_gets_the_overlay_url(live_server):
+    creator = ("--dev-user", "alice", "--role", "creator")
+    assert (await run_cli(live_server, *creator, "open"))[0] == 0
+    status, out, err = await run_cli(live_server, *creator, "goal", "5000")
+    assert status == 0, err
+    assert out[0]["goal"] == 5000
+    status, out, err = await run_cli(live_server, *creator, "overlay")
+    assert status == 0, err
+    assert out[0]["overlay_url"] == f"{live_server.http_url}/overlay/alice?token={out[0]['token']}"
+
+
+async def test_events_prints_the_room_events_after_a_position(live_server):
+    await run_cli(live_server, "--dev-user", "alice", "--role", "creator", "open")
+    await run_cli(live_server, "--dev-user", "alice", "--role", "creator", "goal", "1")
+    await run_cli(live_server, "--dev-user", "bob", "buy", "coins_70")
+    await run_cli(live_server, "--dev-user", "bob", "gift", "alice", "rose")
+    status, out, err = await run_cli(live_server, "--dev-user", "alice", "--role", "overlay", "events",
+                                     "--since", "1", "--max-events", "3")
+    assert status == 0, err
+    assert [(f["t"], f.get("seq")) for f in out] == [("ready", None), ("goal", 2), ("gift", 3), ("goal_reached", 3)]

@@ -124,3 +124,15 @@ def test_bad_since_is_invalid_field_with_the_request_id(since):
     with pytest.raises(codec.FrameError) as info:
         codec.decode(json.dumps({"t": "join", "id": 9, "room": "bob", "since": since}), max_count=MAX)
     assert (info.value.error.code, info.value.request_id) == ("invalid_field", 9)
+
+
+@pytest.mark.parametrize("message,request_id", [
+    (msgpack.packb({"t": "gift", "id": 7}), 7),
+    ('{"t": "ping", "id": "a1"}', "a1"),
+    ('{"t": "ping"}', None),
+    (b"\xc1\xc1", None),
+    ("[1, 2]", None),
+    ('{"id": 1.5}', None),
+])
+def test_peek_request_id_reads_the_id_or_gives_none(message, request_id):
+    assert codec.peek_request_id(message) == request_id

@@ -98,6 +98,8 @@ async def test_coalesce_window_merges_frames_from_several_ticks(start_ws_server)
 
 async def test_frames_sent_while_the_handshake_runs_arrive_after_it(start_ws_server) -> None:
     class GreetingHandler:
+        frame_bucket = None
+
         def __init__(self, gateway: Any, connection: server.connection.Connection) -> None:
             connection.send({"t": "hello"})  # during open_session: still CONNECTING
 

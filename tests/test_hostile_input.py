@@ -1,7 +1,8 @@
 """Hostile input against a live server: every handler fuzzed over real WebSockets, oversized and
-non-UTF-8 messages, a client that floods without reading, connection floods from one address,
-adversarial HTTP bodies. The server answers with a typed error or closes that one connection;
-it never crashes, never moves a coin it did not acknowledge, and other users are unaffected."""
+non-UTF-8 messages, a client that floods without reading, frame and gift floods past the rate
+limits, connection floods from one address, adversarial HTTP bodies. The server answers with a
+typed error or closes that one connection; it never crashes, never moves a coin it did not
+acknowledge, and other users are unaffected."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from server import keys
 from server.audit import audit
 from server.auth import mint_token
-from server.connection import CLOSE_TOO_SLOW
+from server.connection import CLOSE_POLICY_VIOLATION, CLOSE_TOO_SLOW
 from server.economy import recharge_credit
 from server.errors import _BY_CODE
 from server.app import ROUTES
@@ -55,7 +57,8 @@ async def replies(ws: Any, count: int) -> list[dict[str, Any]]:
     return out
 
 
-async def test_adversarial_frames_get_one_reply_each_and_move_only_acknowledged_coins(live_server, stores):
+async def test_adversarial_frames_get_one_reply_each_and_move_only_acknowledged_coins(start_server, stores):
+    live_server = await start_server(frame_rate_per_s=0, user_frame_rate_per_s=0, gift_rate_per_s=0)  # not about rates
     victim = await open_client(live_server.ws_url, live_server.token("carol"), join=("alice",))
     ws = await connect(f"{live_server.ws_url}?token={live_server.token('mallory')}")
     messages = list(adversarial_messages(seed=7, count=1200, rooms=ROOMS, keys=KEYS))
@@ -102,7 +105,8 @@ async def test_oversized_message_closes_only_that_connection_with_1009(start_ser
 
 
 async def test_a_client_flooding_requests_without_reading_is_cut_with_4008_and_others_are_served(start_server, stores):
-    server = await start_server(outbox_limit_bytes=32 * 1024)
+    server = await start_server(outbox_limit_bytes=32 * 1024, frame_rate_per_s=0,
+                                user_frame_rate_per_s=0)  # a reader, not a rate, problem
     victim = await open_client(server.ws_url, server.token("carol"), join=("alice",))
     # The flooder: a tiny receive buffer, and a client that stops reading after one message.
     sock = socket.socket()
@@ -125,6 +129,47 @@ async def test_a_client_flooding_requests_without_reading_is_cut_with_4008_and_o
     await victim.close()
 
 
+async def test_a_frame_flood_is_refused_then_closed_with_1008_and_others_are_served(start_server, stores):
+    burst = 5
+    server = await start_server(frame_rate_per_s=0.1, frame_burst=burst, frame_flood_limit=10)
+    victim = await open_client(server.ws_url, server.token("carol"), join=("alice",))
+    flooder = await open_client(server.ws_url, server.token("mallory"), join=("alice",))  # one token
+    with contextlib.suppress(ConnectionClosed):
+        for i in range(60):
+            await flooder.ws.send(flooder.encode(
+                {"t": "gift", "id": i, "room": "alice", "gift_id": "rose", "count": 1, "key": f"f{i}"}))
+    async with asyncio.timeout(10):
+        await flooder.ws.wait_closed()
+        await flooder._reader
+    assert flooder.ws.close_code == CLOSE_POLICY_VIOLATION
+    refused = [f for f in flooder.frames if f["t"] == "error"]
+    assert refused and {(f["code"], f["retry_after_ms"] > 0) for f in refused} == {("rate_limited", True)}
+    acked = [f for f in flooder.frames if f["t"] == "ack"]
+    # The limit held: only the burst's tokens (less the join's) reached the gift handler, and
+    # each of those gifts was answered before the close.
+    coins, sent = await stores.redis.hmget(keys.wallet("mallory"), ["coins", "gifts_sent"])
+    assert 0 < len(acked) == int(sent) <= burst - 1 and int(coins) == 500 - len(acked)
+    # The other user, in the same room, is unaffected: served, and no refusal of its own.
+    assert (await victim.request(t="ping"))["t"] == "pong"
+    assert (await victim.gift())["receipt"]["balance"] == 49
+    assert not [f for f in victim.frames if f["t"] == "error"]
+    assert (await audit(stores.redis)).ok
+    await victim.close()
+
+
+async def test_a_gift_flood_on_many_connections_of_one_user_holds_the_users_gift_rate(start_server, stores):
+    server = await start_server(gift_rate_per_s=0.05, gift_burst=5)  # 5 at once, then one per 20 s
+    victim = await open_client(server.ws_url, server.token("carol"), join=("alice",))
+    floods = [await open_client(server.ws_url, server.token("mallory"), join=("alice",)) for _ in range(3)]
+    answers = await asyncio.gather(*(client.gift() for client in floods for _ in range(10)))
+    acked = [r for r in answers if r["t"] == "ack"]
+    assert len(acked) == 5 and {r["code"] for r in answers if r["t"] == "error"} == {"rate_limited"}
+    assert (await stores.wallets.balances("mallory")).coins == 500 - 5
+    assert (await victim.gift())["t"] == "ack"  # another user's rate is untouched
+    for client in (victim, *floods):
+        await client.close()
+
+
 async def test_connections_past_the_per_address_limit_get_429_and_other_addresses_connect(start_server, stores):
     server = await start_server(max_connections_per_address=3)
     url = f"{server.ws_url}?token={server.token('mallory')}"
@@ -144,6 +189,32 @@ async def test_connections_past_the_per_address_limit_get_429_and_other_addresse
     await other.close()
 
 
+async def test_a_connection_flood_from_one_address_leaves_other_addresses_served(start_server, stores):
+    """127.0.0.1 holds its limit and keeps hammering handshakes; meanwhile a viewer already
+    watching from 127.0.0.3 and a new one connecting from 127.0.0.2 are served as usual."""
+    server = await start_server(max_connections_per_address=3)
+    watcher = await open_client(server.ws_url, server.token("dave"), join=("alice",), local_addr=("127.0.0.3", 0))
+    url = f"{server.ws_url}?token={server.token('mallory')}"
+    held = [await connect(url) for _ in range(3)]
+
+    async def flood_handshake() -> int:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(url)
+        return refused.value.response.status_code
+
+    flood = [asyncio.create_task(flood_handshake()) for _ in range(50)]
+    newcomer = await open_client(server.ws_url, server.token("carol"), join=("alice",), local_addr=("127.0.0.2", 0))
+    ack = await newcomer.gift(key="during-the-flood")
+    seen = await watcher.next_event("gift")
+    assert await asyncio.gather(*flood) == [429] * 50
+    assert ack["t"] == "ack" and seen["from"] == "carol"
+    assert server_open_from(server, "127.0.0.1") == 3
+    for ws in held:
+        await ws.close()
+    await newcomer.close()
+    await watcher.close()
+
+
 async def test_a_refused_handshake_holds_no_slot(start_server, stores):
     server = await start_server(max_connections_per_address=1)
     for _ in range(5):
@@ -161,7 +232,8 @@ async def test_server_memory_stays_flat_over_a_long_adversarial_run(valkey_url, 
     """RSS of a real server process after a warm-up vs after 4x more adversarial traffic and
     connection churn. A leak of a few hundred bytes per message or a few KB per connection
     would show; the bound leaves room for allocator noise."""
-    with server_process(tmp_path, REDIS_URL=valkey_url) as proc:
+    with server_process(tmp_path, REDIS_URL=valkey_url, GIFTCAST_FRAME_RATE_PER_S="0",
+                        GIFTCAST_USER_FRAME_RATE_PER_S="0") as proc:
         token = mint_token(TOKEN_SECRET, "mallory", "viewer", now=int(time.time()), ttl_s=600)
 
         async def churn(seed: int) -> None:

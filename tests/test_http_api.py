@@ -261,3 +261,24 @@ async def test_a_goal_needs_the_creator_to_be_live_and_a_new_live_clears_it(live
         snapshot = (await creator.get("/v1/rooms/alice")).json()
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "room_closed")
     assert snapshot["goal"] == 0
+
+
+@pytest.mark.parametrize("role", ["viewer", "overlay", "admin"])
+async def test_only_creators_set_goals_and_mint_overlay_tokens(live_server, role):
+    async with live_server.http(live_server.token("alice", role)) as http:
+        goal = await http.post("/v1/live/goal", json={"diamonds": 10})
+        token = await http.post("/v1/live/overlay-token")
+    assert (goal.status_code, goal.json()["error"]["code"]) == (403, "forbidden")
+    assert (token.status_code, token.json()["error"]["code"]) == (403, "forbidden")
+
+
+async def test_minted_overlay_token_is_long_lived_and_read_only(start_server):
+    server = await start_server(overlay_token_ttl_s=7 * 86400)
+    async with server.http(server.token("alice", "creator")) as http:
+        minted = (await http.post("/v1/live/overlay-token")).json()
+    assert minted["overlay_url"] == f"/overlay/alice?token={minted['token']}"
+    assert abs(minted["expires_at"] - time.time() - 7 * 86400) < 60
+    async with server.http(minted["token"]) as http:
+        wallet = await http.get("/v1/me/wallet")
+        order = await http.post("/v1/orders", json={"bundle_id": "coins_70"})
+    assert (wallet.status_code, order.status_code) == (403, 403)

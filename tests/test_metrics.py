@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import msgpack
 import pytest
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.conftest import wait_until
 from tests.factories import make_stores
 from tests.ws_client import open_client
 
@@ -96,6 +98,20 @@ async def test_connections_are_counted_open_and_closed_by_code(start_server, ser
     samples = await scrape(small)
     assert value(samples, "giftcast_ws_connections") == 0
     assert value(samples, "giftcast_rejected_inputs_total", code="message_too_big") == 1
+
+
+async def test_a_connection_closed_for_flooding_counts_as_a_rejected_input(start_server, server):
+    strict = await start_server(frame_rate_per_s=0.1, frame_burst=1, frame_flood_limit=2, metrics_token=METRICS_TOKEN)
+    ws = await connect(f"{strict.ws_url}?token={strict.token('bob')}")
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(3):
+            await ws.send(msgpack.packb({"t": "ping"}))
+    await ws.wait_closed()
+
+    async def counted() -> bool:
+        return value(await scrape(strict), "giftcast_rejected_inputs_total", code="frame_flood") == 1
+    await wait_until(counted)
+    assert value(await scrape(strict), "giftcast_ws_connections_closed_total", code="1008") == 1
 
 
 async def test_refused_handshakes_are_counted_by_code(server):

@@ -2,9 +2,14 @@
 
 A hypothesis `RuleBasedStateMachine` drives a real giftcast (uvicorn, real WebSockets, a real
 Valkey): recharges through the signed webhook (duplicated, late, stale, forged, declined, paid
-twice, redelivered steps later), rooms opening and closing, gifts over WebSockets (retries with
-the same key, conflicting keys, bad counts, insufficient funds) one at a time and in
-concurrent batches. After every step the server must agree with the pure model: each reply,
+twice, redelivered steps later), refunds and chargebacks through it (whole or a third, repeated,
+with another reversal id, locking an account whose coins went negative), purchases of goods over HTTP, rooms
+opening and closing, gifts over WebSockets (retries with the same key, conflicting keys, bad
+counts, insufficient funds, locked accounts) one at a time and in concurrent batches,
+admin adjustments of coins and diamonds (replays, conflicts, refused overdrafts), withdrawals
+requested by creators (holding diamonds; replays, conflicts, insufficient diamonds) and rejected
+by an admin (releasing them; repeated). The payout leg is not stepped: an approval
+is paid by the sandbox provider's asynchronous webhook, which a step cannot wait for in order. After every step the server must agree with the pure model: each reply,
 every balance, every ledger entry (`GET /v1/me/ledger`), each room's state, and the audit's
 conservation totals.
 
@@ -21,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -35,9 +42,12 @@ from server.audit import audit
 from server.auth import Principal
 from server.catalog import load_catalog
 from server.codec import SendGift
-from server.economy import price_gift
+from server.economy import balance_adjustment, price_gift, price_goods
 from server.errors import GiftcastError
 from server.model import EconomyModel, LedgerEntry
+from server.profiles import Profile
+from server.settings import Settings
+from server.withdrawals import withdrawal_id
 from tests.conftest import WEBHOOK_SECRET, LiveServer
 from tests.webhooks import deliver, payment_event
 from tests.ws_client import JSON, MSGPACK, Client, open_client
@@ -52,6 +62,12 @@ BUNDLES = ("coins_70", "coins_350", "coins_700")
 CATALOG = load_catalog()
 RATE_BP = 10_000
 
+# The smallest withdrawal the test server allows (creators earn a few diamonds per run), and the
+# model's limit: the smaller of the day and week limits the server runs with.
+WITHDRAW_MIN = 1
+WITHDRAW_LIMIT = min(Settings().withdraw_day_diamonds, Settings().withdraw_week_diamonds)
+GOODS = ("neon_filter", "sparkle_entrance")
+REVERSALS = {"refund": "payment.refunded", "chargeback": "payment.charged_back"}
 PLANS = ("once", "duplicates", "late", "stale_then_fresh", "forged", "declined_then_paid",
          "paid_then_late_decline", "second_payment")
 
@@ -77,6 +93,15 @@ class GiftOp:
 
 gift_ops = st.builds(GiftOp, st.sampled_from(VIEWERS), st.sampled_from(CREATORS), st.sampled_from(GIFTS),
                      st.integers(1, 4), st.sampled_from(KEYS), st.integers(0, 1))
+
+
+def reversal_event(paid_body: bytes, kind: str, reversal_id: str, amount: int) -> bytes:
+    """The provider's refund or chargeback of `amount` of the payment that `paid_body` announced."""
+    data = json.loads(paid_body)["data"]
+    return json.dumps({"id": "evt_" + secrets.token_hex(6), "type": REVERSALS[kind], "created": int(time.time()),
+                       "data": {"payment_id": data["payment_id"], "order_id": data["order_id"],
+                                "reversal_id": reversal_id, "amount": amount,
+                                "currency": data["currency"]}}).encode()
 
 
 def expect_gift(model: EconomyModel, op: GiftOp) -> tuple[Any, ...]:
@@ -124,6 +149,7 @@ class Harness:
         self.http = {user: server.http(server.token(user, "creator" if user in CREATORS else "viewer"))
                      for user in VIEWERS + CREATORS}
         self.webhook = server.http()
+        self.admin = server.http(server.token("root", "admin"))
         self.sockets: dict[str, list[Client]] = {}
 
     def run(self, make: Callable[[], Awaitable[T]]) -> T:
@@ -147,7 +173,7 @@ class Harness:
 
     async def close(self) -> None:
         await self.close_sockets()
-        for client in (*self.http.values(), self.webhook):
+        for client in (*self.http.values(), self.webhook, self.admin):
             await client.aclose()
 
     async def gift(self, op: GiftOp) -> dict[str, Any]:
@@ -157,6 +183,7 @@ class Harness:
 def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
     class GiftcastMachine(RuleBasedStateMachine):
         paid = Bundle("paid")
+        withdrawals = Bundle("withdrawals")
 
         def __init__(self) -> None:
             super().__init__()
@@ -200,7 +227,7 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             created = h.run(lambda: h.http[viewer].post("/v1/orders", json={"bundle_id": bundle}))
             assert created.status_code == 201
             order = created.json()
-            self.model.create_order(order["id"], CATALOG.bundle(bundle))
+            self.model.create_order(order["id"], CATALOG.bundle(bundle), order["price"])
             payment = "pay_" + secrets.token_hex(6)
             body = payment_event(order, payment)
 
@@ -231,11 +258,100 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
 
         @rule(body=paid)
         def redeliver(self, body: bytes) -> None:
-            self.check_credit(h.run(lambda: deliver(h.webhook, body, WEBHOOK_SECRET)), fresh=False)
+            response = h.run(lambda: deliver(h.webhook, body, WEBHOOK_SECRET))
+            data = json.loads(body)["data"]
+            try:
+                self.model.pay_order(data["order_id"], data["payment_id"])  # paid: a replay
+            except GiftcastError as exc:  # wholly reversed since: a success redelivered after it is refused
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            self.check_credit(response, fresh=False)
+
+        # -- refunds and chargebacks through the signed webhook --------------------------------
+
+        @rule(body=paid, kind=st.sampled_from(sorted(REVERSALS)), reversal=st.sampled_from(("r0", "r1", "r2")),
+              whole=st.booleans())
+        def reverse(self, body: bytes, kind: str, reversal: str, whole: bool) -> None:
+            data = json.loads(body)["data"]
+            amount = data["amount"] if whole else max(1, data["amount"] // 3)  # partial: a third
+            response = h.run(lambda: deliver(h.webhook, reversal_event(body, kind, reversal, amount), WEBHOOK_SECRET))
+            replay = reversal in self.model.orders[data["order_id"]].reversals
+            try:
+                _, _, locked = self.model.reverse_order(data["order_id"], kind, reversal, data["payment_id"],
+                                                        amount)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert response.status_code == 200, response.text
+            assert (response.json()["locked"], response.json()["replay"]) == (locked, replay)
+
+        # -- goods over HTTP -------------------------------------------------------------------
+
+        @rule(viewer=st.sampled_from(VIEWERS), good=st.sampled_from(GOODS), count=st.integers(1, 2),
+              key=st.sampled_from(("b0", "b1", "b2")))
+        def buy(self, viewer: str, good: str, count: int, key: str) -> None:
+            purchase = price_goods(CATALOG, Principal(viewer, "viewer"), Profile(viewer), good, count, key,
+                                   now_ms=int(time.time() * 1000), require_birth_date=False)
+            response = h.run(lambda: h.http[viewer].post("/v1/goods/purchases",
+                                                         json={"good_id": good, "count": count, "key": key}))
+            replay = (viewer, "goods:" + key) in self.model.idempotency
+            try:
+                balance, owned = self.model.buy_goods(viewer, key, good, count, purchase.coins)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert response.status_code == (200 if replay else 201), response.text
+            assert (response.json()["balance"], response.json()["owned"], response.json()["replay"]) == (
+                balance, owned, replay)
 
         def check_credit(self, response: Any, *, fresh: bool) -> None:
             assert response.status_code == 200, response.text
             assert (response.json()["status"], response.json()["replay"]) == ("paid", not fresh)
+
+        # -- admin adjustments (they also give creators diamonds to withdraw) ------------------
+
+        @rule(user=st.sampled_from(VIEWERS + CREATORS), unit=st.sampled_from(("coins", "diamonds")),
+              delta=st.sampled_from((-5, 25, 40)), key=st.sampled_from(("a0", "a1", "a2")))
+        def adjust(self, user: str, unit: str, delta: int, key: str) -> None:
+            change = balance_adjustment(Principal("root", "admin"), user, unit, delta, "test", key)
+            response = h.run(lambda: h.admin.post(f"/v1/admin/users/{user}/adjustments",
+                                                  json={"unit": unit, "delta": delta, "reason": "test", "key": key}))
+            replay = (user, "grant:" + key) in self.model.idempotency
+            try:
+                balance = self.model.grant(user, change.kind, unit, delta, key, change.fingerprint)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert response.status_code == (200 if replay else 201), response.text
+            assert (response.json()["balance"], response.json()["replay"]) == (balance, replay)
+
+        # -- withdrawals: requested by a creator, rejected by an admin -------------------------
+
+        @rule(target=withdrawals, creator=st.sampled_from(CREATORS), diamonds=st.sampled_from((1, 3, 10)),
+              key=st.sampled_from(("w0", "w1", "w2")))
+        def withdraw(self, creator: str, diamonds: int, key: str) -> Any:
+            response = h.run(lambda: h.http[creator].post(
+                "/v1/withdrawals", json={"diamonds": diamonds, "method": "paypal", "key": key}))
+            wid = withdrawal_id(creator, key)
+            replay = wid in self.model.withdrawals
+            try:
+                self.model.request_withdrawal(creator, wid, diamonds, "paypal", WITHDRAW_LIMIT)
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return multiple()
+            assert response.status_code == (200 if replay else 201), response.text
+            assert (response.json()["id"], response.json()["replay"]) == (wid, replay)
+            return wid
+
+        @rule(wid=withdrawals)
+        def reject(self, wid: str) -> None:
+            response = h.run(lambda: h.admin.post(f"/v1/admin/withdrawals/{wid}/reject", json={"reason": "test"}))
+            try:
+                status, _ = self.model.settle_withdrawal(wid, "failed")
+            except GiftcastError as exc:
+                assert (response.status_code, response.json()["error"]["code"]) == (exc.status, exc.code)
+                return
+            assert (response.status_code, response.json()["status"]) == (200, status), response.text
 
         # -- after every step -------------------------------------------------------------------
 
@@ -244,16 +360,20 @@ def machine_for(h: Harness) -> type[RuleBasedStateMachine]:
             state = h.run(lambda: server_state(h))
             for user in VIEWERS + CREATORS:
                 wallet, ledger = state[user]
-                assert (wallet["coins"], wallet["diamonds"]) == (
-                    self.model.coins.get(user, 0), self.model.diamonds.get(user, 0)), user
+                assert (wallet["coins"], wallet["diamonds"], wallet["diamonds_held"]) == (
+                    self.model.coins.get(user, 0), self.model.diamonds.get(user, 0),
+                    self.model.diamonds_held.get(user, 0)), user
                 assert ledger == self.model.ledger.get(user, []), user
             for creator in CREATORS:
                 assert state["rooms"][creator] == ("open" if creator in self.model.open_rooms else "closed")
             report = state["audit"]
             assert report.ok, report.problems
             assert self.model.conserved()
-            assert (report.coins_credited, report.coins_spent, report.diamonds_credited) == (
-                self.model.coins_credited, self.model.coins_spent, self.model.diamonds_credited)
+            assert (report.coins_credited, report.coins_adjusted, report.coins_reversed, report.coins_spent) == (
+                self.model.coins_credited, self.model.coins_adjusted, self.model.coins_reversed,
+                self.model.coins_spent)
+            assert (report.diamonds_credited, report.diamonds_adjusted, report.diamonds_paid_out) == (
+                self.model.diamonds_credited, self.model.diamonds_adjusted, self.model.diamonds_paid_out)
 
     return GiftcastMachine
 
@@ -271,7 +391,8 @@ async def server_state(h: Harness) -> dict[str, Any]:
 
 
 async def run_machine(start_server: Callable[..., Awaitable[LiveServer]], redis: Any, **profile: Any) -> None:
-    harness = Harness(await start_server(), redis, asyncio.get_running_loop())
+    # Rate limits are time-based, which the model is not: off here (tests/test_ratelimit.py has them).
+    harness = Harness(await start_server(withdraw_min_diamonds=WITHDRAW_MIN, gift_rate_per_s=0, frame_rate_per_s=0, user_frame_rate_per_s=0), redis, asyncio.get_running_loop())
     try:
         await asyncio.to_thread(
             run_state_machine_as_test, machine_for(harness),

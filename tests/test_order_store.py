@@ -204,7 +204,8 @@ async def test_a_second_reversal_is_refused(stores, args, error):
 
 @pytest.mark.parametrize("args,error", [
     (("refund", "re_1", "pay_9", 999, "USD"), OrderState),  # another payment
-    (("refund", "re_1", "pay_1", 998, "USD"), InvalidField),  # partial
+    (("refund", "re_1", "pay_1", 1000, "USD"), InvalidField),  # more than was paid
+    (("refund", "re_1", "pay_1", 0, "USD"), InvalidField),
     (("refund", "re_1", "pay_1", 999, "EUR"), InvalidField),
     (("bounce", "re_1", "pay_1", 999, "USD"), InvalidField),
 ])
@@ -214,6 +215,56 @@ async def test_bad_reversals_change_nothing(stores, args, error):
         await stores.orders.reverse(order["id"], *args)
     assert (await stores.orders.get(order["id"]))["status"] == "paid"
     assert (await stores.wallets.balances("bob")).coins == 707
+
+
+async def test_a_partial_refund_removes_that_share_of_the_coins(stores):
+    order = await paid_order(stores)  # 707 coins for 999 cents
+    result = await stores.orders.reverse(order["id"], "refund", "re_1", "pay_1", 500, "USD")
+    assert (result.balance, result.removed, result.locked) == (707 - 354, 354, False)  # ceil(707 * 500 / 999)
+    stored = await stores.orders.get(order["id"])
+    assert (stored["status"], stored["reversed_amount"], stored["reversals"]) == (
+        "paid", 500, {"re_1": {"amount": 500, "coins": 354}})
+    entry = (await stores.wallets.ledger("bob"))[0]
+    assert (entry["kind"], entry["delta"], entry["amount"], entry["currency"]) == ("refund", -354, 500, "USD")
+
+
+async def test_partial_refunds_adding_up_to_the_payment_remove_every_coin(stores):
+    order = await paid_order(stores)
+    removed = [(await stores.orders.reverse(order["id"], "refund", f"re_{i}", "pay_1", part, "USD")).removed
+               for i, part in enumerate([1, 1, 997])]
+    assert (removed, sum(removed)) == ([1, 1, 705], 707)
+    assert (await stores.orders.get(order["id"]))["status"] == "refunded"
+    assert (await stores.wallets.balances("bob")).coins == 0
+
+
+async def test_a_refund_beyond_what_is_left_of_the_payment_changes_nothing(stores):
+    order = await paid_order(stores)
+    await stores.orders.reverse(order["id"], "refund", "re_1", "pay_1", 500, "USD")
+    with pytest.raises(InvalidField):
+        await stores.orders.reverse(order["id"], "refund", "re_2", "pay_1", 500, "USD")
+    assert ((await stores.orders.get(order["id"]))["reversed_amount"],
+            (await stores.wallets.balances("bob")).coins) == (500, 353)
+
+
+async def test_a_partial_refund_redelivered_removes_once_and_its_id_keeps_its_amount(stores):
+    order = await paid_order(stores)
+    await stores.orders.reverse(order["id"], "refund", "re_1", "pay_1", 500, "USD")
+    again = await stores.orders.reverse(order["id"], "refund", "re_1", "pay_1", 500, "USD")
+    assert (again.replay, again.removed, again.balance) == (True, 354, 353)
+    with pytest.raises(InvalidField):
+        await stores.orders.reverse(order["id"], "refund", "re_1", "pay_1", 400, "USD")
+    assert len(await stores.wallets.ledger("bob")) == 3
+
+
+async def test_a_chargeback_of_the_rest_after_a_partial_refund_completes_the_reversal(stores):
+    order = await paid_order(stores)
+    await stores.orders.reverse(order["id"], "refund", "re_1", "pay_1", 500, "USD")
+    await stores.lives.set_state("alice", "open")
+    await stores.wallets.apply_gift(price_gift(stores.catalog, Principal("bob", "viewer"),
+                                               SendGift(1, "alice", "rainbow_puke", 3, "g1"), rate_bp=10_000))
+    result = await stores.orders.reverse(order["id"], "chargeback", "dp_1", "pay_1", 499, "USD")
+    assert (result.balance, result.removed, result.locked) == (353 - 300 - 353, 353, True)
+    assert (await stores.orders.get(order["id"]))["status"] == "charged_back"
 
 
 async def test_an_unpaid_order_cannot_be_reversed(stores):

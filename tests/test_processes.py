@@ -62,7 +62,7 @@ async def test_viewers_on_every_process_are_counted(open_room, two_processes, op
 
 async def test_sigterm_finishes_gifts_in_flight_and_loses_no_acknowledged_gift(open_room, start_process, valkey_url,
                                                                                  open_client, redis):
-    server = await start_process(REDIS_URL=valkey_url)
+    server = await start_process(REDIS_URL=valkey_url, GIFTCAST_GIFT_RATE_PER_S="0")  # gifts as fast as they go
     senders = [await open_client(server, "bob") for _ in range(4)]
     acked: set[str] = set()
 

@@ -3,10 +3,11 @@
 import dataclasses
 import importlib.resources
 import re
+from pathlib import Path
 
 import pytest
 
-from server.scripts import Scripts, script_source
+from server.scripts import MONEY, NOT_MONEY, Scripts, script_source
 
 
 def library(name: str) -> str:
@@ -46,3 +47,21 @@ async def test_every_script_compiles_in_valkey(redis):
     for field in dataclasses.fields(scripts):
         script = getattr(scripts, field.name)
         assert await redis.script_load(script.script) == script.sha
+
+
+def test_every_script_that_writes_the_ledger_is_a_money_script():
+    """With GIFTCAST_REDIS_WAIT_REPLICAS, MONEY is what waits for replicas (server/durable.py)."""
+    writers = {field.name for field in dataclasses.fields(Scripts) if "ledger" in script_source(field.name)}
+    assert writers and writers <= MONEY
+    assert MONEY.isdisjoint(NOT_MONEY) and MONEY | NOT_MONEY == {field.name for field in dataclasses.fields(Scripts)}
+
+
+def test_no_script_or_module_edits_or_trims_a_ledger():
+    """Ledger entries are never edited or removed (corrections are new entries): no source
+    deletes, trims or re-ids a stream entry, and the only capped streams are room histories."""
+    server = Path(__file__).parent.parent / "server"
+    sources = {path.name: path.read_text() for path in [*server.glob("*.py"), *server.glob("lua/*.lua")]}
+    editing = re.compile(r"XDEL|XTRIM|XSETID|\.xdel\(|\.xtrim\(|\.xadd\(.*maxlen", re.IGNORECASE)
+    assert [name for name, text in sources.items() if editing.search(text)] == []
+    capped = [line for text in sources.values() for line in text.splitlines() if "'MAXLEN'" in line]
+    assert capped and all("'e', event)" in line for line in capped), capped  # history events only

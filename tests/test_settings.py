@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from server.catalog import load_catalog
 from server.errors import ConfigError
 from server.settings import SETTINGS_DOC, Settings
 
@@ -53,6 +54,7 @@ def test_readme_lists_every_variable():
     ("GIFTCAST_PROFILE_CACHE_S", "-1"),
     ("GIFTCAST_GIFT_RECOVERY_S", "0"), ("GIFTCAST_FAILPOINT", "crash_somewhere"),
     ("GIFTCAST_RESUME_MAX_EVENTS", "0"), ("GIFTCAST_VIEWERS_INTERVAL_S", "0"),
+    ("GIFTCAST_STREAK_WINDOW_MS", "0"), ("GIFTCAST_GIFT_RATE_PER_S", "-1"), ("GIFTCAST_FRAME_BURST", "0"),
 ])
 def test_unsafe_values_are_refused_at_start(var, value):
     with pytest.raises(ConfigError, match=var):
@@ -62,3 +64,20 @@ def test_unsafe_values_are_refused_at_start(var, value):
 def test_the_test_only_failpoint_is_off_unless_named():
     assert Settings.from_env({}).failpoint is None
     assert Settings.from_env({"GIFTCAST_FAILPOINT": "crash_after_debit"}).failpoint == "crash_after_debit"
+
+
+@pytest.mark.parametrize("var,value", [
+    ("GIFTCAST_HOOK_POLL_MS", "0"), ("GIFTCAST_HOOK_RETRY_BASE_MS", "1"), ("GIFTCAST_HOOK_TIMEOUT_S", "0"),
+])
+def test_webhook_timings_that_would_spin_or_hang_are_refused(var, value):
+    with pytest.raises(ConfigError, match=var):
+        Settings.from_env({var: value})
+
+
+def test_default_spending_caps_are_about_500_usd_a_day_and_2000_a_week():
+    """The issue's reference caps (YouTube), priced at the US price per coin of the largest bundle."""
+    settings, largest = Settings(), max(load_catalog().bundles.values(), key=lambda bundle: bundle.coins)
+    usd_cents_per_coin = largest.prices["US"] / largest.coins
+    day, week = (round(cap * usd_cents_per_coin / 100) for cap in (settings.spend_cap_day_coins,
+                                                                   settings.spend_cap_week_coins))
+    assert (day, week) == (pytest.approx(500, rel=0.01), pytest.approx(2_000, rel=0.01))

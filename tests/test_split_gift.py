@@ -150,8 +150,9 @@ async def test_the_credit_script_run_twice_credits_once_and_answers_the_same(sto
     entry = await redis.hget(keys.outbox("bob"), "k1")
     ref = msgpack.unpackb(entry)["ref"]
     credit_keys = [keys.wallet(CREATOR), keys.ledger(CREATOR), keys.live(CREATOR), keys.live_top(CREATOR),
-                   keys.live_history(CREATOR), keys.credited(CREATOR, ref)]
-    args = [entry, 1000, keys.room_channel(CREATOR), 48 * 3600]
+                   keys.live_history(CREATOR), keys.credited(CREATOR, ref), keys.live_streaks(CREATOR),
+                   keys.live_streak_ends(CREATOR), keys.top_week(CREATOR, "2025-W01"), keys.top_all(CREATOR)]
+    args = [entry, 1000, keys.room_channel(CREATOR), 48 * 3600, 3000, 3600]
     first = await stores.scripts.gift_credit(keys=credit_keys, args=args)
     second = await stores.scripts.gift_credit(keys=credit_keys, args=args)
     assert first[0] == b"credited" and second == [b"done", *first[1:]]

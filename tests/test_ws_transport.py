@@ -38,6 +38,7 @@ def gated_handler(limit: int = MAX_INFLIGHT) -> Any:
         running = 0
         peak = 0
         log: list[str] = []
+        frame_bucket = None  # no per-user frame rate
 
         def __init__(self, gateway: Any, connection: Connection) -> None:
             self.connection = connection

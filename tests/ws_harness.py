@@ -23,6 +23,8 @@ from server.ws_transport import WebSocketTransport
 class EchoHandler:
     """Stand-in session: "join:<room>" joins the gateway's hub, anything else is echoed back."""
 
+    frame_bucket = None  # no per-user frame rate
+
     def __init__(self, gateway: EchoGateway, connection: Connection) -> None:
         self.gateway = gateway
         self.connection = connection

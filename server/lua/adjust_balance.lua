@@ -13,7 +13,7 @@
 -- adjustment may not take a balance below zero. A coin credit that brings a locked account
 -- back to zero or more unlocks it (entry kind unlock, delta 0): this is how an admin settles
 -- a charged-back account by hand.
--- Returns {"ok", balance, replay}, or {"err", code}: idempotency_conflict, invalid_count,
+-- Returns {"ok", balance, replay, locked (1 while the wallet is locked)}, or {"err", code}: idempotency_conflict, invalid_count,
 -- invalid_field, insufficient_funds. An error changes nothing.
 
 --#include lib_amount
@@ -22,7 +22,7 @@ local stored = redis.call('GET', KEYS[3])
 if stored then
   local record = cmsgpack.unpack(stored)
   if record.fp ~= ARGV[6] then return {'err', 'idempotency_conflict'} end
-  return {'ok', record.result[1], 1}
+  return {'ok', record.result[1], 1, redis.call('HEXISTS', KEYS[1], 'locked')}
 end
 
 local kind, unit = ARGV[1], ARGV[2]
@@ -47,4 +47,4 @@ if unit == 'coins' and balance >= 0 and redis.call('HDEL', KEYS[1], 'locked') ==
     'ref', ref, 'ts', ts)
 end
 redis.call('SET', KEYS[3], cmsgpack.pack({fp = ARGV[6], result = {balance}}), 'EX', ARGV[7])
-return {'ok', balance, 0}
+return {'ok', balance, 0, redis.call('HEXISTS', KEYS[1], 'locked')}

@@ -14,8 +14,8 @@
 -- A locked account (a reversed payment left it negative) is unlocked when the balance is back
 -- at zero or more (ledger entry kind unlock, delta 0).
 --
--- Returns {"ok", balance, credited_coins, replay} (replay 1 when this payment was already
--- credited), or {"err", code}: unknown_order, order_state (order failed, or credited by a
+-- Returns {"ok", balance, credited_coins, replay, locked} (replay 1 when this payment was
+-- already credited; locked 1 while the wallet is still locked), or {"err", code}: unknown_order, order_state (order failed, or credited by a
 -- different payment, or not payable), invalid_field (amount or currency differ from the order).
 
 local order = redis.call('HMGET', KEYS[1], 'status', 'coins', 'bonus_coins', 'price', 'currency',
@@ -26,7 +26,8 @@ if status == 'paid' then
   if order[6] ~= ARGV[2] then return {'err', 'order_state'} end
   local balance = tonumber(redis.call('HGET', KEYS[2], 'coins') or '0')
   -- (orders paid before `credited` was recorded credited coins + bonus)
-  return {'ok', balance, tonumber(order[7]) or (tonumber(order[2]) + tonumber(order[3])), 1}
+  return {'ok', balance, tonumber(order[7]) or (tonumber(order[2]) + tonumber(order[3])), 1,
+    redis.call('HEXISTS', KEYS[2], 'locked')}
 end
 -- A failed attempt may be followed by a successful one (the buyer retries the checkout).
 if status ~= 'pending' and status ~= 'failed' then return {'err', 'order_state'} end
@@ -58,4 +59,4 @@ if balance >= 0 and redis.call('HDEL', KEYS[2], 'locked') == 1 then
   redis.call('XADD', KEYS[3], '*', 'kind', 'unlock', 'unit', 'coins', 'delta', 0, 'balance', balance,
     'ref', ref, 'ts', ts)
 end
-return {'ok', balance, credited, 0}
+return {'ok', balance, credited, 0, redis.call('HEXISTS', KEYS[2], 'locked')}

@@ -12,28 +12,41 @@
 -- KEYS[7] live:{u:CREATOR}:top     zset   top gifters of the current live, by coins
 -- KEYS[8] live:{u:CREATOR}:history stream recent room events (id = SEQ-0)
 -- KEYS[9] limits:{u:SENDER}        hash   spending counters and self-set limits (lib_limits)
+-- KEYS[10] rate:{u:SENDER}:gifts           string sender's gift rate (GCRA theoretical arrival, us)
+-- KEYS[11] live:{u:CREATOR}:streaks        hash   streak ID -> msgpack state; SENDER|GIFT -> ID
+-- KEYS[12] live:{u:CREATOR}:streak_ends    zset   open streak ids by deadline (ms)
+-- KEYS[13] top:{u:CREATOR}:week:YYYY-Www   zset   creator's top gifters this ISO week, by coins
+-- KEYS[14] top:{u:CREATOR}:all             zset   creator's all-time top gifters, by coins
 -- ARGV[1] sender id        ARGV[2] creator id      ARGV[3] gift id     ARGV[4] count
 -- ARGV[5] coins (total)    ARGV[6] diamonds        ARGV[7] rate (bp)   ARGV[8] fingerprint
 -- ARGV[9] idempotency TTL seconds   ARGV[10] history max length   ARGV[11] room channel
 -- ARGV[12] idempotency key
 -- ARGV[13] platform spending cap per day (coins)   ARGV[14] per week   ARGV[15] rate version
+-- ARGV[16] gift rate: emission interval, us (0: no limit)   ARGV[17] gift rate: burst
+-- ARGV[18] "1" if the gift is combo-able (streaks)           ARGV[19] streak window, ms
+-- ARGV[20] weekly leaderboard TTL, seconds
 --
 -- Returns {"ok", seq, coins, balance, diamonds, creator_diamonds, rate_bp, ts, live_id, replay}
 -- where replay is 0 for a new gift and 1 when KEY was seen before with the same fingerprint;
 -- or {"err", code} with code one of: idempotency_conflict, invalid_count, room_closed,
--- account_locked, insufficient_funds, spending_limit. An error changes nothing.
+-- account_locked, insufficient_funds, spending_limit; or {"err", "rate_limited", retry_after_ms}.
+-- An error changes nothing. A replay changes nothing either: it is not rate-limited and does not
+-- extend a streak.
 
 --#include lib_amount
 --#include lib_limits
 --#include gift_sender_side
 --#include gift_creator_side
 
-local s = {wallet = KEYS[1], ledger = KEYS[2], idem = KEYS[3], limits = KEYS[9]}
-local c = {wallet = KEYS[4], ledger = KEYS[5], live = KEYS[6], top = KEYS[7], history = KEYS[8]}
+local s = {wallet = KEYS[1], ledger = KEYS[2], idem = KEYS[3], limits = KEYS[9], gift_rate = KEYS[10]}
+local c = {wallet = KEYS[4], ledger = KEYS[5], live = KEYS[6], top = KEYS[7], history = KEYS[8],
+  streaks = KEYS[11], streak_ends = KEYS[12], top_week = KEYS[13], top_all = KEYS[14]}
 local g = {
   sender = ARGV[1], creator = ARGV[2], gift_id = ARGV[3], count = ARGV[4], coins = ARGV[5],
   diamonds = ARGV[6], rate = ARGV[7], fp = ARGV[8], history_len = ARGV[10], channel = ARGV[11],
   key = ARGV[12], day_cap = ARGV[13], week_cap = ARGV[14], rate_version = ARGV[15],
+  gift_interval = ARGV[16], gift_burst = ARGV[17], combo = ARGV[18], streak_window = ARGV[19],
+  week_ttl = ARGV[20],
 }
 
 local seen = lookup_gift(s, g)

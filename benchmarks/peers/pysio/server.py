@@ -20,6 +20,7 @@ from benchmarks.baselines.common import parse_args
 from server import keys
 from server.auth import verify_token
 from server.errors import GiftcastError
+from server.leaderboards import WEEKLY_TTL_S, iso_week
 from server.scripts import script_source
 
 REDIS_URL = os.environ["REDIS_URL"]
@@ -30,6 +31,8 @@ IDEMPOTENCY_TTL_S = 48 * 3600
 HISTORY_LEN = 10_000
 # giftcast's spending caps, as the harness sets them for every target (see targets.py)
 SPEND_CAPS = (os.environ["GIFTCAST_SPEND_CAP_DAY_COINS"], os.environ["GIFTCAST_SPEND_CAP_WEEK_COINS"])
+STREAK_WINDOW_MS = 3_000  # combo gifts form streaks as in giftcast; no gift rate limit (as the bench runs giftcast)
+COMBO = frozenset({"rose", "tiktok", "ice_cream", "panda", "love_bang", "sun_cream"})  # the catalog's combo gifts
 
 sio = socketio.AsyncServer(async_mode="asgi", client_manager=socketio.AsyncRedisManager(REDIS_URL),
                            transports=["websocket"], cors_allowed_origins=[])
@@ -77,9 +80,12 @@ async def gift(sid: str, data: dict) -> dict:
     diamonds = coins * RATE_BP // 10_000
     reply = await send_gift(
         keys=[keys.wallet(sender), keys.ledger(sender), keys.idempotency(sender, key), keys.wallet(room),
-              keys.ledger(room), keys.live(room), keys.live_top(room), keys.live_history(room), keys.limits(sender)],
+              keys.ledger(room), keys.live(room), keys.live_top(room), keys.live_history(room), keys.limits(sender),
+              keys.gift_rate(sender), keys.live_streaks(room), keys.live_streak_ends(room),
+              keys.top_week(room, iso_week(time.time())), keys.top_all(room)],
         args=[sender, room, gift_id, count, coins, diamonds, RATE_BP, f"{room}|{gift_id}|{count}",
-              IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(room), key, *SPEND_CAPS, 1])
+              IDEMPOTENCY_TTL_S, HISTORY_LEN, keys.room_channel(room), key, *SPEND_CAPS, 1,
+              0, 1, int(gift_id in COMBO), STREAK_WINDOW_MS, WEEKLY_TTL_S])
     if reply[0] == b"err":
         return {"error": reply[1].decode()}
     seq, coins, balance, diamonds, creator_diamonds, rate, ts, live_id, replay = reply[1:]
