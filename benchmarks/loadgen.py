@@ -133,6 +133,10 @@ class _Worker:
             else:
                 self.hist.add((now - sent) // 1000)
 
+    def seen(self, seq: int) -> None:
+        """A room event that is not a gift: counted (loss, exactly once), no latency."""
+        self.counts[seq] = self.counts.get(seq, 0) + 1
+
     def ack(self, conn: WsConn, request_id: int, seq: int, now: int) -> None:
         sent = conn.inflight.pop(request_id, None)
         if sent is None:
