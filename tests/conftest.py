@@ -64,23 +64,15 @@ def valkey_url(valkey_server: ValkeyServer) -> str:
 @pytest.fixture(scope="session")
 def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
     """A real Redis Cluster of three Valkey primaries, started once per test session."""
-    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster"), primaries=3)
-    try:
-        cluster.start()
+    with ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster"), primaries=3) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
 async def cluster(valkey_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
     """A RedisCluster client on the freshly flushed cluster (giftcast's REDIS_URL: valkey_cluster.url)."""
-    client = RedisCluster(host="127.0.0.1", port=valkey_cluster.nodes[0].port)
-    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
-    try:
+    async with valkey_cluster.flushed_client() as client:
         yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -25,22 +25,14 @@ CREATOR = "alice"
 @pytest.fixture(scope="module")
 def replicated_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
     """Three primaries, each with a replica: six Valkey processes, for this module only."""
-    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-replicated"), primaries=3, replicas=1)
-    try:
-        cluster.start()
+    with ValkeyCluster(tmp_path_factory.mktemp("valkey-replicated"), primaries=3, replicas=1) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
 async def replicated(replicated_cluster: ValkeyCluster) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster(host="127.0.0.1", port=replicated_cluster.nodes[0].port)
-    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
-    try:
+    async with replicated_cluster.flushed_client() as client:
         yield client
-    finally:
-        await client.aclose()
 
 
 async def joined(server: LiveServer, user: str) -> Client:
