@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import redis
@@ -71,26 +71,12 @@ class ValkeyCluster:
         with self.nodes[0].client() as first:
             for node in self.nodes[1:]:
                 first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
-        for index, replica in enumerate(self.nodes[self._primaries:]):
-            self._replicate(replica, self.nodes[index % self._primaries], timeout)
-        self.wait_ok(timeout)
-
-    def _replicate(self, replica: Node, primary: Node, timeout: float) -> None:
-        """Make `replica` a replica of `primary` (once it has heard of it) and wait for the sync."""
-        deadline = time.monotonic() + timeout
-        with replica.client() as client:
-            while True:
-                try:
-                    client.execute_command("CLUSTER", "REPLICATE", primary.node_id)
-                    break
-                except redis.ResponseError:  # "Unknown node": the MEET has not reached it yet
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            while client.info("replication").get("master_link_status") != "up":
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the replica did not sync")
-                time.sleep(0.05)
+        self.wait_ok(timeout)  # every node knows every other: a replica can name its primary
+        if self._count > self._primaries:
+            for index, replica in enumerate(self.nodes[self._primaries:]):
+                with replica.client() as client:
+                    client.execute_command("CLUSTER", "REPLICATE", self.nodes[index % self._primaries].node_id)
+            self.wait_ok(timeout)  # and every replica has synced
 
     def failover(self, index: int, timeout: float = 30.0) -> int:
         """Promote the replica of primary `index` (a coordinated CLUSTER FAILOVER: the replica
@@ -102,12 +88,9 @@ class ValkeyCluster:
         replica_index = next(i for i, node in enumerate(self.nodes) if node.port == port)
         with self.nodes[replica_index].client() as client:
             client.execute_command("CLUSTER", "FAILOVER")
-        deadline = time.monotonic() + timeout
-        while self.nodes[replica_index].node_id not in self._slots_of(primary.port):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the failover did not complete")
-            time.sleep(0.05)
-        self.wait_ok(timeout)
+        promoted = self.nodes[replica_index].node_id
+        self._poll(lambda: promoted in self._slots_of(primary.port) and self._is_ok(), timeout,
+                   "the failover did not complete")
         return replica_index
 
     def _start_node(self, index: int) -> Node:
@@ -180,25 +163,39 @@ class ValkeyCluster:
         self.wait_ok()
 
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Wait until every node says cluster_state:ok and all agree on who owns which slot."""
+        """Wait until every node says cluster_state:ok, knows every other node and agrees on who
+        owns which slot, and every replica's link to its primary is up."""
+        self._poll(self._is_ok, timeout, "the Valkey cluster did not become ok")
+
+    def _is_ok(self) -> bool:
+        views = []
+        for node in self.nodes:
+            with node.client() as client:
+                info = client.execute_command("CLUSTER", "INFO").decode()
+                if "cluster_state:ok" not in info or f"cluster_known_nodes:{self._count}" not in info:
+                    return False
+                replication = client.info("replication")
+                if replication["role"] != "master" and replication.get("master_link_status") != "up":
+                    return False
+            views.append(self._slots_of(node.port))
+        return all(view == views[0] for view in views)
+
+    @staticmethod
+    def _poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Return once `condition()` holds, else raise TimeoutError(what) after `timeout` s.
+        Gossip, replication sync and failover give a client nothing to wait on (no reply or
+        notification when they finish), so the condition is asked again every 20 ms; a node
+        still starting (RedisError) means not yet."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                views = []
-                for node in self.nodes:
-                    with node.client() as client:
-                        info = client.execute_command("CLUSTER", "INFO").decode()
-                    views.append(self._slots_of(node.port))
-                    if "cluster_state:ok" not in info or f"cluster_known_nodes:{self._count}" not in info:
-                        break
-                else:
-                    if all(view == views[0] for view in views):
-                        return
+                if condition():
+                    return
             except redis.RedisError:
-                pass  # a node still starting
+                pass
             if time.monotonic() > deadline:
-                raise TimeoutError("the Valkey cluster did not become ok")
-            time.sleep(0.02)  # polling a condition, not waiting a fixed time for it
+                raise TimeoutError(what)
+            time.sleep(0.02)
 
     def _slots_of(self, port: int) -> dict[str, set[int]]:
         """The slot owners as node `port` sees them: node id -> slots."""
