@@ -1,10 +1,8 @@
-"""The send side of one WebSocket connection: pre-encoded shared frames, a bounded outbox,
-coalesced writes.
+"""The send side of one WebSocket connection: a bounded outbox of frames (shared pre-encoded
+ones from server/frames.py, or its own), coalesced writes.
 
 Contracts (docs/fanout.md explains why):
 
-- `SharedFrame` serializes an event at most once per wire format; every receiver of that format
-  gets the very same `bytes` (server frames are unmasked and never compressed).
 - `Connection.send_shared()` and `Connection.send()` never await, and raise only for an event
   that cannot be serialized (a bug). They append to the outbox; the first append since the last
   write registers the connection with the loop's `Flusher` (server/flusher.py), whose one
@@ -28,16 +26,15 @@ import asyncio
 import logging
 from typing import Any
 
-from websockets.frames import Frame, Opcode
 from websockets.protocol import CONNECTING, OPEN, Protocol
 
-from server.codec import Format, encode
 from server.flusher import Flusher
+from server.frames import SharedFrame, encode_frame
 from server.settings import Settings
 
 __all__ = [
     "CLOSE_POLICY_VIOLATION", "CLOSE_MESSAGE_TOO_BIG", "CLOSE_INTERNAL_ERROR", "CLOSE_SERVICE_RESTART", "CLOSE_TOO_SLOW",
-    "CLOSE_TIMEOUT_S", "Connection", "SharedFrame", "encode_frame",
+    "CLOSE_TIMEOUT_S", "Connection",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,43 +48,6 @@ CLOSE_TOO_SLOW = 4008  # the client did not read fast enough; its outbox was ful
 
 # Seconds a peer gets to complete the closing handshake before the socket is aborted.
 CLOSE_TIMEOUT_S = 5.0
-
-_NO_EXTENSIONS: list[Any] = []  # compression is never negotiated, so frames can be shared
-
-
-def _frame_bytes(opcode: Opcode, payload: bytes) -> bytes:
-    return Frame(opcode, payload).serialize(mask=False, extensions=_NO_EXTENSIONS)
-
-
-def encode_frame(event: dict[str, Any], fmt: Format) -> bytes:
-    """The complete WebSocket frame carrying `event` in wire format `fmt` (codec.encode)."""
-    payload = encode(event, fmt)
-    if isinstance(payload, str):
-        return _frame_bytes(Opcode.TEXT, payload.encode())
-    return _frame_bytes(Opcode.BINARY, payload)
-
-
-class SharedFrame:
-    """One event, serialized lazily and at most once per wire format, for many receivers."""
-
-    __slots__ = ("event", "_msgpack", "_json")
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        self.event = event
-        self._msgpack: bytes | None = None
-        self._json: bytes | None = None
-
-    def wire(self, fmt: str) -> bytes:
-        """The frame bytes for `fmt` ("msgpack" → binary frame, "json" → text frame); cached."""
-        if fmt == "msgpack":
-            data = self._msgpack
-            if data is None:
-                data = self._msgpack = encode_frame(self.event, fmt)
-            return data
-        data = self._json
-        if data is None:
-            data = self._json = encode_frame(self.event, fmt)
-        return data
 
 
 class Connection:

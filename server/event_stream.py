@@ -30,7 +30,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server import keys
 from server.auth import USER_ID, Principal
-from server.connection import SharedFrame
+from server.frames import SharedFrame
 from server.errors import Forbidden, GiftcastError, InvalidField
 from server.hook_events import EVENT_TYPES, HookState, history_entry, is_live_start, plan_batch, state_at
 

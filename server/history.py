@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from server import keys
 from server.codec import Since
-from server.connection import SharedFrame
+from server.frames import SharedFrame
 from server.tasks import cancel_and_wait
 
 __all__ = ["HistoryView", "Position", "RoomHistory"]

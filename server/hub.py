@@ -29,8 +29,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
-from server.connection import Connection, SharedFrame
+from server.connection import Connection
 from server.errors import TooManyRooms
+from server.frames import SharedFrame
 from server.history import Position
 from server.settings import Settings
 from server.tasks import cancel_and_wait

@@ -29,7 +29,8 @@ from server.logs import request_id as log_request_id
 from server.errors import Forbidden, GiftcastError, NotInRoom, TooManyRooms, Unavailable
 
 if TYPE_CHECKING:
-    from server.connection import Connection, SharedFrame
+    from server.connection import Connection
+    from server.frames import SharedFrame
     from server.hub import Position
     from server.services import Services
 

@@ -1,4 +1,4 @@
-"""Connection and SharedFrame (server/connection.py), over real loopback WebSockets."""
+"""Connection (server/connection.py) sending SharedFrames, over real loopback WebSockets."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
 import server.connection
-from server.connection import CLOSE_TOO_SLOW, SharedFrame, encode_frame
+from server.connection import CLOSE_TOO_SLOW
 from server.flusher import Flusher
+from server.frames import SharedFrame
 from server.hub import RoomHub
 from server.settings import Settings
 from tests.conftest import wait_until
@@ -26,29 +27,6 @@ async def recv_event(ws: ClientConnection) -> Any:
     async with asyncio.timeout(5):
         message = await ws.recv()
     return json.loads(message) if isinstance(message, str) else msgpack.unpackb(message)
-
-
-def test_shared_frame_encodes_once_per_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-
-    def counting_encode(event: dict[str, Any], fmt: str) -> bytes:
-        calls.append(fmt)
-        return encode_frame(event, fmt)
-
-    monkeypatch.setattr(server.connection, "encode_frame", counting_encode)
-    frame = SharedFrame({"t": "gift", "seq": 7})
-    first = [frame.wire("msgpack"), frame.wire("json")]
-    again = [frame.wire(fmt) for fmt in ("msgpack", "json", "msgpack", "json")]
-
-    assert calls == ["msgpack", "json"]
-    assert again[0] is first[0] and again[2] is first[0]
-    assert again[1] is first[1] and again[3] is first[1]
-
-
-def test_shared_frame_is_an_unmasked_complete_frame() -> None:
-    payload = msgpack.packb({"t": "gift"})
-    # FIN + binary opcode, no mask bit, 7-bit length, then the payload itself.
-    assert SharedFrame({"t": "gift"}).wire("msgpack") == bytes([0x82, len(payload)]) + payload
 
 
 async def test_msgpack_shared_frame_reaches_a_client_as_a_binary_message(start_ws_server) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from server import keys
 from server.codec import Since
-from server.connection import SharedFrame
+from server.frames import SharedFrame
 from server.history import HistoryView, RoomHistory
 from tests.conftest import wait_until
 

@@ -12,13 +12,14 @@ import msgpack
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-import server.connection
+import server.frames
 from server import keys
 from server.auth import Principal
 from server.codec import SendGift
-from server.connection import CLOSE_TOO_SLOW, SharedFrame, encode_frame
+from server.connection import CLOSE_TOO_SLOW
 from server.economy import price_gift
 from server.errors import TooManyRooms
+from server.frames import SharedFrame, encode_frame
 from server.history import RoomHistory
 from server.hub import RoomHub
 from server.settings import Settings
@@ -70,7 +71,7 @@ async def test_dispatch_encodes_once_per_format_for_the_whole_room(
         calls.append(fmt)
         return encode_frame(event, fmt)
 
-    monkeypatch.setattr(server.connection, "encode_frame", counting_encode)
+    monkeypatch.setattr(server.frames, "encode_frame", counting_encode)
     hub.dispatch("alice", {"t": "gift", "seq": 1})
 
     assert sorted(calls) == ["json", "msgpack"]
