@@ -3,22 +3,9 @@ straight on the asyncio transport. There is no ASGI on the WebSocket path (docs/
 
 Use it with `uvicorn.Config(app, ws=WebSocketTransport)`. The ASGI app's lifespan puts the
 session gateway in its state under "giftcast"; uvicorn hands that state to us as `app_state`.
-The gateway contract (the real one is server/session.py):
 
-    gateway.settings: Settings
-    gateway.open_session(request_headers: Headers, query: dict[str, str],
-                         connection: Connection) -> handler     # sync; may raise GiftcastError
-    gateway.open_event_stream(...)                              # the same, for EVENTS_PATH
-    handler.on_message(message: bytes | str) -> Awaitable[None]
-    handler.on_close() -> None | Awaitable[None]
-
-Handshake: only `/ws` and the integrators' event stream `/v1/integrations/events` (anything
-else: 404); `ENDPOINTS` names the gateway method that opens each. Subprotocols `giftcast.msgpack.v1` (also the default
-when the client offers none) and `giftcast.json.v1` pick `Connection.fmt` before `open_session`
-runs; offering only unknown ones gets 400. `open_session` authenticates (`Authorization:
-Bearer` or `?token=`), checks Origin and the per-address limit; its `GiftcastError` becomes
-the HTTP response: Unauthorized → 401, Forbidden → 403, 404, 429 and server-side (5xx) errors
-keep their status, anything else → 400; the body is `{"error": {"code", "message"}}`.
+Handshake: the paths, subprotocols, gateway contract and refusals are in server/ws_handshake.py;
+a gateway method that raises anything but a `GiftcastError` is refused as a 500 (and logged).
 
 Inbound: messages larger than `settings.max_frame_bytes` close the connection with 1009
 (websockets enforces it, across fragments too). Fragmented messages are reassembled; text must
@@ -38,7 +25,8 @@ a `rate_limited` error frame (with its id when readable, and `retry_after_ms`); 
 once the requests already running or waiting have replied (as on shutdown), closes with 1008
 (policy violation): a flooder is told the outcome of every request that moved money.
 
-Heartbeat: a ping every `ping_interval_s`; no pong within `ping_timeout_s` → close 1011.
+Heartbeat (server/heartbeat.py): a ping every `ping_interval_s`; no pong within `ping_timeout_s`
+→ close 1011.
 Shutdown: uvicorn calls `shutdown()` on SIGTERM: reading stops, in-flight handlers finish,
 then close 1012 ("service restart", reconnect).
 """
@@ -47,17 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import math
-import os
 from collections import deque
-from collections.abc import Awaitable, Sequence
-from typing import Any, Protocol as TypingProtocol, cast
+from collections.abc import Awaitable
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
-from websockets.datastructures import Headers, MultipleValuesError
-from websockets.exceptions import NegotiationError
+from websockets.datastructures import MultipleValuesError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import CONNECTING, OPEN
@@ -67,52 +52,21 @@ from server.codec import SUBPROTOCOLS, peek_request_id
 from server.connection import (
     CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_SERVICE_RESTART, CLOSE_TIMEOUT_S, Connection,
 )
-from server.errors import BadRequest, Forbidden, GiftcastError, NotFound, RateLimited, Unauthorized, Unavailable
-from server.ratelimit import Admit, FrameLimiter, TokenBucket
+from server.errors import BadRequest, GiftcastError, NotFound, RateLimited, Unavailable
+from server.heartbeat import Heartbeat
+from server.ratelimit import Admit, FrameLimiter
 from server.settings import Settings
+from server.ws_handshake import (
+    DEFAULT_FORMAT, ENDPOINTS, SessionGateway, SessionHandler, rejection, select_subprotocol,
+)
 
-__all__ = [
-    "ENDPOINTS", "EVENTS_PATH", "MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WS_PATH",
-    "SessionGateway", "SessionHandler", "WebSocketTransport",
-]
+__all__ = ["MAX_INFLIGHT", "PING_INTERVAL_S", "PING_TIMEOUT_S", "WebSocketTransport"]
 
 log = logging.getLogger(__name__)
 
-WS_PATH = "/ws"
-EVENTS_PATH = "/v1/integrations/events"
-ENDPOINTS = {WS_PATH: "open_session", EVENTS_PATH: "open_event_stream"}  # path -> gateway method
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 20.0
 MAX_INFLIGHT = 16
-DEFAULT_FORMAT = "msgpack"
-
-
-class SessionHandler(TypingProtocol):
-    frame_bucket: TokenBucket | None  # the user's frame-rate bucket in this process, if limited
-
-    def on_message(self, message: bytes | str) -> Awaitable[None]: ...
-    def on_close(self) -> Awaitable[None] | None: ...
-
-
-class SessionGateway(TypingProtocol):
-    settings: Settings
-
-    def open_session(
-        self, request_headers: Headers, query: dict[str, str], connection: Connection
-    ) -> SessionHandler: ...
-
-    def open_event_stream(
-        self, request_headers: Headers, query: dict[str, str], connection: Connection
-    ) -> SessionHandler: ...
-
-
-def _select_subprotocol(protocol: ServerProtocol, offered: Sequence[str]) -> str | None:
-    if not offered:
-        return None  # no header in the response; Connection.fmt stays the default
-    for name in SUBPROTOCOLS:
-        if name in offered:
-            return name
-    raise NegotiationError("unsupported subprotocol; expected one of " + ", ".join(SUBPROTOCOLS))
 
 
 class WebSocketTransport(asyncio.Protocol):
@@ -126,6 +80,7 @@ class WebSocketTransport(asyncio.Protocol):
     ping_timeout_s: float = PING_TIMEOUT_S
     max_inflight: int = MAX_INFLIGHT
     close_timeout_s: float = CLOSE_TIMEOUT_S
+    heartbeat_type: type[Heartbeat] = Heartbeat
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -136,7 +91,7 @@ class WebSocketTransport(asyncio.Protocol):
         settings = getattr(self._gateway, "settings", None)
         self._settings = settings if isinstance(settings, Settings) else Settings()
         self.protocol = ServerProtocol(
-            select_subprotocol=_select_subprotocol,
+            select_subprotocol=select_subprotocol,
             max_size=self._settings.max_frame_bytes,
         )
         self.transport: asyncio.Transport | None = None
@@ -154,9 +109,9 @@ class WebSocketTransport(asyncio.Protocol):
         self._closing: tuple[int, str] | None = None
         self._lost = False
         self._on_close_called = False
-        # One timer per connection: either "send the next ping" or "the pong is overdue".
-        self._heartbeat: asyncio.TimerHandle | None = None
-        self._ping_payload: bytes | None = None
+        self._heartbeat = self.heartbeat_type(self._loop, self.protocol, interval_s=self.ping_interval_s,
+                                    timeout_s=self.ping_timeout_s, write=self._write_protocol_output,
+                                    on_timeout=self._ping_timed_out)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -188,7 +143,7 @@ class WebSocketTransport(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self.protocol.receive_eof()  # idempotent; guarantees the protocol state is CLOSED
-        self._stop_heartbeat()
+        self._heartbeat.stop()
         self._backlog.clear()
         self._fragments = []
         if self.connection is not None:
@@ -243,21 +198,10 @@ class WebSocketTransport(asyncio.Protocol):
         self._limiter.share(handler.frame_bucket)
         self._send_response(response)
         self.connection.mark_open()
-        self._schedule_ping()
+        self._heartbeat.start()
 
     def _reject(self, error: GiftcastError) -> None:
-        if isinstance(error, Unauthorized):
-            status = 401
-        elif isinstance(error, Forbidden):
-            status = 403
-        elif error.status >= 500 or error.status in (404, 429):
-            status = error.status
-        else:
-            status = 400
-        response = self.protocol.reject(status, json.dumps({"error": error.to_wire()}))
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = "application/json"
-        self._send_response(response)
+        self._send_response(rejection(self.protocol, error))
 
     def _send_response(self, response: Response) -> None:
         assert self.connection is not None
@@ -283,9 +227,9 @@ class WebSocketTransport(asyncio.Protocol):
                 assert self._fragment_opcode is not None
                 self._message(self._fragment_opcode, data)
         elif opcode is Opcode.PONG:
-            self._pong_received(frame.data)
+            self._heartbeat.pong_received(frame.data)
         elif opcode is Opcode.CLOSE:
-            self._stop_heartbeat()
+            self._heartbeat.stop()
         # PING: the protocol queued the pong; data_received already wrote it.
 
     def _message(self, opcode: Opcode, data: bytes) -> None:
@@ -317,7 +261,7 @@ class WebSocketTransport(asyncio.Protocol):
         if admit is Admit.FLOOD:
             log.info("WebSocket client %s floods past the frame rate; closing", self.connection.remote_address)
             self._closing = (CLOSE_POLICY_VIOLATION, "message rate limit exceeded")
-            self._stop_heartbeat()
+            self._heartbeat.stop()
             self._drain_then_close()
             return
         error = RateLimited("too many messages; slow down",
@@ -382,39 +326,14 @@ class WebSocketTransport(asyncio.Protocol):
 
     # -- heartbeat ----------------------------------------------------------------------------
 
-    def _schedule_ping(self) -> None:
-        if self.ping_interval_s > 0:
-            self._heartbeat = self._loop.call_later(self.ping_interval_s, self._send_ping)
-
-    def _send_ping(self) -> None:
+    def _write_protocol_output(self) -> None:
         assert self.connection is not None
-        self._heartbeat = None
-        if self.protocol.state is not OPEN:
-            return
-        self._ping_payload = os.urandom(4)  # identifies this ping; stale pongs are ignored
-        self.protocol.send_ping(self._ping_payload)
         self.connection.write_protocol_output()
-        self._heartbeat = self._loop.call_later(self.ping_timeout_s, self._ping_timed_out)
-
-    def _pong_received(self, data: bytes) -> None:
-        if self._ping_payload is None or bytes(data) != self._ping_payload:
-            return
-        self._ping_payload = None
-        self._stop_heartbeat()
-        self._schedule_ping()
 
     def _ping_timed_out(self) -> None:
         assert self.connection is not None
-        self._heartbeat = None
-        self._ping_payload = None
         log.info("WebSocket client %s did not answer a ping; closing", self.connection.remote_address)
         self.connection.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
-
-    def _stop_heartbeat(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
-        self._ping_payload = None
 
     # -- shutdown -------------------------------------------------------------------------------
 
@@ -423,7 +342,7 @@ class WebSocketTransport(asyncio.Protocol):
         if self._closing is not None or self._lost:
             return
         self._closing = (CLOSE_SERVICE_RESTART, "service restart")
-        self._stop_heartbeat()
+        self._heartbeat.stop()
         if self.protocol.state is CONNECTING:
             if not self.protocol.eof_sent:
                 self._reject(Unavailable("server is restarting"))

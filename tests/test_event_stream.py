@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from server import event_stream, keys
 from server.connection import CLOSE_TOO_SLOW
-from server.ws_transport import EVENTS_PATH
+from server.ws_handshake import EVENTS_PATH
 from tests.conftest import wait_until
 from tests.factories import make_stores
 from tests.test_hooks import gift, receiver, register  # noqa: F401  (receiver: the webhook endpoint fixture)

@@ -20,7 +20,7 @@ from server import signing
 from server.auth import mint_token
 from server.app import ALL_ROUTES
 from server.payments import PAYOUT_WEBHOOK_PATH, WEBHOOK_PATH
-from server.ws_transport import EVENTS_PATH, WS_PATH
+from server.ws_handshake import EVENTS_PATH, WS_PATH
 from tests.conftest import TOKEN_SECRET, WEBHOOK_SECRET
 from tests.factories import make_stores
 from tests.webhooks import payment_event

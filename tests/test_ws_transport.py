@@ -18,6 +18,7 @@ from websockets.uri import parse_uri
 from server.connection import (
     CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_SERVICE_RESTART, Connection,
 )
+from server.heartbeat import Heartbeat
 from server.settings import Settings
 from server.ws_transport import MAX_INFLIGHT, WebSocketTransport
 
@@ -249,17 +250,20 @@ class QuickPings(WebSocketTransport):
 def counting_pongs() -> Any:
     """QuickPings that also counts the pongs it accepted (the client's answers)."""
 
-    class CountingPongs(QuickPings):
+    class CountingHeartbeat(Heartbeat):
         pongs = 0
         three_pongs = asyncio.Event()
 
-        def _pong_received(self, data: bytes) -> None:
+        def pong_received(self, data: bytes) -> None:
             expected = self._ping_payload is not None and bytes(data) == self._ping_payload
-            super()._pong_received(data)
+            super().pong_received(data)
             if expected:
                 type(self).pongs += 1
                 if type(self).pongs >= 3:
                     type(self).three_pongs.set()
+
+    class CountingPongs(QuickPings):
+        heartbeat_type = CountingHeartbeat
 
     return CountingPongs
 
@@ -278,7 +282,7 @@ async def test_client_that_answers_pings_stays_open(start_ws_server) -> None:
     srv = await start_ws_server(transport=transport)
     async with connect(srv.url(), ping_interval=None) as ws:
         async with asyncio.timeout(5):
-            await transport.three_pongs.wait()
+            await transport.heartbeat_type.three_pongs.wait()
         await ws.send("still here")
         assert await recv_event(ws) == {"t": "echo", "data": "still here"}
 
