@@ -20,8 +20,9 @@ from starlette.routing import Route
 from server.auth import check_user_id
 from server.economy import balance_adjustment, reward_grant, utc_date
 from server.errors import InvalidField, NotFound, OrderState
-from server.http_api import _int_param, _json_body, _own_order, _principal, _require_role, _services
+from server.http_request import _int_param, _json_body, _principal, _require_role, _services
 from server.locked_accounts import list_locked
+from server.orders_api import _own_order
 from server.profiles import profile_changes
 from server.rates import rate_change
 

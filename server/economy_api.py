@@ -19,7 +19,7 @@ from server.auth import Principal, bearer_token, check_user_id
 from server.catalog import MAX_COINS, Region
 from server.economy import price_goods
 from server.errors import Forbidden, InvalidField
-from server.http_api import _int_param, _json_body, _principal, _require_role, _services
+from server.http_request import _int_param, _json_body, _principal, _require_role, _services
 from server.statement import MAX_ENTRIES, read_statement, statement_csv
 
 __all__ = ["routes"]

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server.hooks import HookStore
-from server.http_api import _json_body, _principal, _require_role
+from server.http_request import _json_body, _principal, _require_role
 
 __all__ = ["routes"]
 

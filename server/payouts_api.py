@@ -15,7 +15,7 @@ from starlette.routing import Route
 from server.auth import check_user_id
 from server.economy import check_reason
 from server.errors import Forbidden, InvalidField, UnknownWithdrawal
-from server.http_api import _int_param, _json_body, _principal, _require_role, _services, signed_webhook
+from server.http_request import _int_param, _json_body, _principal, _require_role, _services, signed_webhook
 from server.payments import PAYOUT_WEBHOOK_PATH
 from server.payouts import approve, handle_payout_webhook
 from server.withdrawals import creator_of, quote_withdrawal
