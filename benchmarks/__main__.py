@@ -24,7 +24,7 @@ from benchmarks.harness import Bench, log
 from benchmarks.procs import ROOT
 
 SCENARIOS = ("throughput", "fanout", "rooms", "crossproc", "slow", "storm", "locust")
-ALL_TARGETS = "giftcast,giftcast-c10,floor,websockets,starlette,pysio,node"
+ALL_TARGETS = "giftcast,giftcast-c0,floor,websockets,starlette,pysio,node"
 QUICK = {"sizes": [1000], "rates": [10, 100], "runs": 1, "warmup": 1.0, "measure": 2.0, "locust_s": 15.0,
          "slow_wait_s": 15.0, "rooms": 100}
 FULL = {"sizes": [1000, 5000, 10000], "rates": [10, 100, 1000], "runs": 3, "warmup": 2.0, "measure": 5.0,

@@ -2,10 +2,10 @@
 
 | name | what | dialect |
 |---|---|---|
-| giftcast | `python -m server serve`, GIFTCAST_COALESCE_MS=0 (one loop tick) | giftcast msgpack |
-| giftcast-c10, -c20 | the same with a 10 / 20 ms coalescing window | giftcast msgpack |
+| giftcast | `python -m server serve` as shipped: GIFTCAST_COALESCE_MS=20 (flush on the next tick after a quiet spell, at most every 20 ms under load) | giftcast msgpack |
+| giftcast-c0, -c10 | the same flushing on every loop tick (0) / at most every 10 ms | giftcast msgpack |
 | giftcast-json | the same, clients on the JSON subprotocol | giftcast json |
-| giftcast-before, -before-c10 | giftcast as of `--before REV` (the server/ tree of that commit), for before/after in one run | giftcast msgpack |
+| giftcast-before, -before-c10, -before-c20 | giftcast as of `--before REV` (the server/ tree of that commit), for before/after in one run | giftcast msgpack |
 | floor | baselines/floor.py: one pre-encoded frame per transport, coalesced per tick | giftcast msgpack |
 | websockets | baselines/websockets_broadcast.py: `websockets.broadcast()` | giftcast msgpack |
 | starlette | baselines/starlette_app.py: Starlette + uvicorn, `await ws.send_bytes` per member | giftcast msgpack |
@@ -104,12 +104,13 @@ def _giftcast(name: str, coalesce_ms: int, dialect: str = "giftcast-msgpack", *,
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    _giftcast("giftcast", 0),
+    _giftcast("giftcast", 20),
+    _giftcast("giftcast-c0", 0),
     _giftcast("giftcast-c10", 10),
-    _giftcast("giftcast-c20", 20),
-    _giftcast("giftcast-json", 0, "giftcast-json"),
+    _giftcast("giftcast-json", 20, "giftcast-json"),
     _giftcast("giftcast-before", 0, before=True),
     _giftcast("giftcast-before-c10", 10, before=True),
+    _giftcast("giftcast-before-c20", 20, before=True),
     Target("floor", "reference", "giftcast-msgpack", False),
     Target("websockets", "reference", "giftcast-msgpack", False),
     Target("starlette", "reference", "giftcast-msgpack", False),

@@ -10,10 +10,16 @@ Contracts:
 - `add(conn)` never awaits; a connection added several times before the flush is flushed once
   per addition (its outbox is empty after the first, so the others are no-ops). Connections
   only add themselves when their outbox was empty, so in practice each appears once.
-- `delay_s` 0: the flush runs on the next loop iteration (after everything already scheduled
-  for this one). `delay_s` > 0 (the coalescing window, `settings.coalesce_ms`): the flush runs
-  `delay_s` after the first addition since the last flush, so no frame waits longer than the
-  window, and every connection's frames of that window go out in one write each.
+- `delay_s` (the coalescing window, `settings.coalesce_ms`) is the least time between two
+  flushes. An addition after a quiet spell (the last flush began `delay_s` or more ago) is
+  flushed on the next loop iteration, so a quiet room pays no added latency; additions arriving
+  faster wait for the window to end and go out together, one write per connection. No frame
+  waits longer than the window plus the flushes queued before it. `delay_s` 0: every flush runs
+  on the next loop iteration (after everything already scheduled for this one).
+- Why a least interval rather than a fixed delay: a fixed delay taxed every event of a quiet
+  room by the whole window and bought nothing (one event per window is one write either way);
+  under load both batch the same, and when a flush takes longer than the window (a big room on a
+  busy core) the next one starts right after it, so batches grow with the load by themselves.
 - One flusher per event loop and window (`Flusher.for_loop`): the hubs, sessions and tests of
   one loop share it. A connection that fails to write is logged and does not stop the others.
 """
@@ -38,13 +44,14 @@ _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, Flush
 
 
 class Flusher:
-    __slots__ = ("_loop", "_delay_s", "_dirty", "_handle", "runs")
+    __slots__ = ("_loop", "_delay_s", "_dirty", "_handle", "_last", "runs")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, delay_s: float = 0.0) -> None:
         self._loop = loop
         self._delay_s = delay_s
         self._dirty: list[_Flushable] = []
         self._handle: asyncio.Handle | None = None
+        self._last = float("-inf")  # loop time the last flush began
         self.runs = 0  # callbacks run so far (tests and metrics)
 
     @classmethod
@@ -59,16 +66,18 @@ class Flusher:
         return flusher
 
     def add(self, conn: _Flushable) -> None:
-        """Flush `conn` with the others at the end of this tick (or window)."""
+        """Flush `conn` with the others on the next tick, or when the window since the last flush ends."""
         self._dirty.append(conn)
         if self._handle is None:
-            if self._delay_s > 0:
-                self._handle = self._loop.call_later(self._delay_s, self._run)
+            wait = self._last + self._delay_s - self._loop.time()
+            if wait > 0:
+                self._handle = self._loop.call_later(wait, self._run)
             else:
                 self._handle = self._loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._handle = None
+        self._last = self._loop.time()
         self.runs += 1
         dirty, self._dirty = self._dirty, []
         for conn in dirty:

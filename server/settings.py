@@ -50,7 +50,8 @@ class Settings:
     idempotency_ttl_s: int = 48 * 3600
     max_frame_bytes: int = 64 * 1024
     outbox_limit_bytes: int = 1024 * 1024
-    coalesce_ms: float = 0.0
+    # Least time between two fan-out flushes (server/flusher.py): free when a room is quiet.
+    coalesce_ms: float = 20.0
     max_rooms_per_connection: int = 8
     # Open WebSocket sessions one client address may hold (0: unlimited; see server/admission.py).
     max_connections_per_address: int = 0
@@ -217,7 +218,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "idempotency_ttl_s": ("GIFTCAST_IDEMPOTENCY_TTL_S", "how long idempotency keys are kept (>= 24 h)"),
     "max_frame_bytes": ("GIFTCAST_MAX_FRAME_BYTES", "largest WebSocket message accepted"),
     "outbox_limit_bytes": ("GIFTCAST_OUTBOX_LIMIT_BYTES", "unsent bytes before a slow client is cut"),
-    "coalesce_ms": ("GIFTCAST_COALESCE_MS", "fan-out write-coalescing window, ms (0: one loop tick)"),
+    "coalesce_ms": ("GIFTCAST_COALESCE_MS", "least ms between fan-out flushes: a quiet room flushes on the next tick, a busy one batches (0: every tick)"),
     "max_rooms_per_connection": ("GIFTCAST_MAX_ROOMS_PER_CONNECTION", "rooms one socket may join"),
     "max_connections_per_address": ("GIFTCAST_MAX_CONNECTIONS_PER_ADDRESS", "open WebSocket sessions per client address (0: unlimited)"),
     "room_history_len": ("GIFTCAST_ROOM_HISTORY_LEN", "events kept per room for resume"),

@@ -62,15 +62,17 @@ async def test_frames_queued_in_one_tick_go_out_in_one_write(start_ws_server) ->
         assert conn.writes == writes_before + 1
 
 
-async def test_coalesce_window_merges_frames_from_several_ticks(start_ws_server) -> None:
-    srv = await start_ws_server(Settings(coalesce_ms=200))
+async def test_coalesce_window_merges_frames_from_several_ticks_after_a_flush(start_ws_server) -> None:
+    srv = await start_ws_server(Settings(coalesce_ms=1000))
     async with connect(srv.url()) as ws:
         conn = await srv.gateway.accepted.get()
+        conn.send({"i": 0})  # flushes on the next tick and opens a 1 s window
+        assert await recv_event(ws) == {"i": 0}
         writes_before = conn.writes
-        conn.send({"i": 0})
-        await asyncio.sleep(0)  # next loop tick, well inside the 200 ms window
         conn.send({"i": 1})
-        assert [await recv_event(ws), await recv_event(ws)] == [{"i": 0}, {"i": 1}]
+        await asyncio.sleep(0)  # a later tick, inside the window
+        conn.send({"i": 2})
+        assert [await recv_event(ws), await recv_event(ws)] == [{"i": 1}, {"i": 2}]
         assert conn.writes == writes_before + 1
 
 
@@ -194,7 +196,7 @@ async def test_frames_queued_on_many_connections_in_one_tick_are_written_by_one_
     srv = await start_ws_server()
     clients = [await connect(srv.url()) for _ in range(5)]
     conns = [await srv.gateway.accepted.get() for _ in clients]
-    flusher = Flusher.for_loop(asyncio.get_running_loop())
+    flusher = Flusher.for_loop(asyncio.get_running_loop(), Settings().coalesce_ms / 1000)  # the connections'
     await asyncio.sleep(0)  # let the tick that wrote the handshakes' flushes run first
     runs_before, writes_before = flusher.runs, [conn.writes for conn in conns]
     frame = SharedFrame({"t": "gift", "seq": 1})

@@ -27,19 +27,45 @@ async def test_a_connection_that_fails_to_flush_does_not_stop_the_others() -> No
     assert healthy.flushed == 1
 
 
-async def test_a_window_flushes_every_connection_added_within_it_together() -> None:
-    flushed: list[str] = []
+class _Recorder:
+    """A connection that records the loop time of each of its flushes."""
 
-    class Named:
-        def __init__(self, name: str) -> None:
-            self.name = name
+    def __init__(self, name: str, log: list[tuple[str, float]]) -> None:
+        self.name, self.log = name, log
 
-        def flush(self) -> None:
-            flushed.append(self.name)
+    def flush(self) -> None:
+        self.log.append((self.name, asyncio.get_running_loop().time()))
 
-    flusher = Flusher(asyncio.get_running_loop(), delay_s=0.2)
-    flusher.add(Named("a"))
-    await asyncio.sleep(0)  # a later tick, well inside the window
-    flusher.add(Named("b"))
+
+async def test_after_a_quiet_spell_a_frame_is_flushed_on_the_next_tick_not_after_the_window() -> None:
+    loop = asyncio.get_running_loop()
+    flushed: list[tuple[str, float]] = []
+    flusher = Flusher(loop, delay_s=30.0)
+    added_at = loop.time()
+    flusher.add(_Recorder("a", flushed))
     await wait_until(lambda: flusher.runs == 1)
-    assert flushed == ["a", "b"]
+    assert flushed[0][1] - added_at < 30.0
+
+
+async def test_frames_added_within_the_window_after_a_flush_go_out_together_when_it_ends() -> None:
+    loop = asyncio.get_running_loop()
+    flushed: list[tuple[str, float]] = []
+    flusher = Flusher(loop, delay_s=0.2)
+    flusher.add(_Recorder("a", flushed))
+    await wait_until(lambda: flusher.runs == 1)
+    flusher.add(_Recorder("b", flushed))
+    await asyncio.sleep(0)
+    flusher.add(_Recorder("c", flushed))
+    await wait_until(lambda: flusher.runs == 2)
+    (_, first), (b, second), (c, third) = flushed
+    assert (b, c) == ("b", "c") and second == third  # one callback wrote both
+    assert second - first >= 0.2 - 0.01  # not before the window since the last flush ended
+
+
+async def test_without_a_window_every_flush_runs_on_the_next_tick() -> None:
+    flushed: list[tuple[str, float]] = []
+    flusher = Flusher(asyncio.get_running_loop())
+    for round_ in range(3):
+        flusher.add(_Recorder(str(round_), flushed))
+        await asyncio.sleep(0)  # the flush was scheduled before this task's wake-up
+        assert flusher.runs == round_ + 1
