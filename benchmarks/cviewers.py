@@ -12,6 +12,7 @@ one JSON line on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -19,6 +20,8 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from benchmarks.loadgen import WorkerHandle
 
 __all__ = ["BUILD_DIR", "CViewerHandle", "ensure_built", "start_cviewers"]
 
@@ -61,8 +64,8 @@ def _line(cmd: str, args: dict[str, Any], room: str) -> bytes:
     return text.encode() + b"\n"
 
 
-class CViewerHandle:
-    """One C viewer worker process, driven like a `WorkerHandle`."""
+class CViewerHandle(WorkerHandle):
+    """One C viewer worker process, driven like a `WorkerHandle` (whose `call` it inherits)."""
 
     def __init__(self, proc: subprocess.Popen[bytes], room: str) -> None:
         self.proc = proc
@@ -94,20 +97,13 @@ class CViewerHandle:
             raise RuntimeError(f"C viewer worker {self.pid}: {reply['error']}")
         return reply
 
-    def call(self, cmd: str, timeout_s: float = 60.0, **args: Any) -> dict[str, Any]:
-        self.send(cmd, **args)
-        return self.reply(timeout_s)
-
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already gone: BrokenPipeError
             self.send("exit")
-        except (BrokenPipeError, OSError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.proc.kill()  # a no-op once it has exited
+        self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 pipe.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import setup
-from benchmarks.cviewers import CViewerHandle, start_cviewers
+from benchmarks.cviewers import start_cviewers
 from benchmarks.loadgen import SendTimes, WorkerHandle, raise_nofile, start_worker
 from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, ValkeyCluster, core_times, machine_info
 from benchmarks.targets import TARGETS, Context, Target, export_before
@@ -123,7 +123,7 @@ class Room:
         self.servers = servers
         self.server = servers[0]
         self.sender: WorkerHandle | None = None
-        self.viewers: list[WorkerHandle | CViewerHandle] = []
+        self.viewers: list[WorkerHandle] = []
         self.members = 0
         self.connect_stats: dict[str, Any] = {}
 
@@ -133,7 +133,7 @@ class Room:
                 "cpus": list(self.bench.placement.generator)}
 
     @property
-    def workers(self) -> list[WorkerHandle | CViewerHandle]:
+    def workers(self) -> list[WorkerHandle]:
         return ([self.sender] if self.sender else []) + self.viewers
 
     def connect(self, viewers: int, senders: int, concurrency: int, *, kind: str | None = None) -> None:
