@@ -65,6 +65,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="scenario 8: run on a Redis Cluster of N Valkey primaries instead of one Valkey "
                              "(giftcast targets only; no raw Lua capacity: the gift spans two slots there)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument("--viewers", choices=("c", "py"), default="c",
+                        help="the load generator's viewer workers: c (benchmarks/cgen, default) or py "
+                             "(the storm's viewers are always py)")
     args = parser.parse_args(argv)
     args.scenarios = SCENARIOS if args.scenario == "all" else tuple(args.scenario.split(","))
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in args.targets.split(",") if t]
     scenarios = args.scenarios
     timing = {"runs": args.runs, "warmup_s": args.warmup, "measure_s": args.measure}
-    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before, cluster=args.cluster)
+    bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before, cluster=args.cluster,
+                  viewers=args.viewers)
     try:
         if "throughput" in scenarios:
             from benchmarks.scenarios import throughput

@@ -2,7 +2,8 @@
 
 `Bench` owns what lives for a whole run (Valkey, placement, the giftcast used for set-up, the
 shared send-time table, the JSON results). `Room` is one server under test with its
-connections: sender connections in one worker, viewers spread over the others.
+connections: sender connections in one (Python) worker, viewers spread over the others: C viewer
+workers (cviewers.py) by default, Python ones with `viewers="py"`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import setup
+from benchmarks.cviewers import start_cviewers
 from benchmarks.loadgen import SendTimes, WorkerHandle, raise_nofile, start_worker
 from benchmarks.procs import ROOT, Placement, ServerProc, Valkey, ValkeyCluster, core_times, machine_info
 from benchmarks.targets import TARGETS, Context, Target, export_before
@@ -37,8 +39,12 @@ def log(msg: str) -> None:
 
 class Bench:
     def __init__(self, out_dir: Path, *, pin: bool = True, fsync: str = "always",
-                 viewer_users: int = 200, senders: int = 8, before: str | None = None, cluster: int = 0) -> None:
+                 viewer_users: int = 200, senders: int = 8, before: str | None = None, cluster: int = 0,
+                 viewers: str = "c") -> None:
         raise_nofile()
+        if viewers not in ("c", "py"):
+            raise ValueError(f"viewers: 'c' or 'py', not {viewers!r}")
+        self.viewers = viewers  # which load-generator worker holds the viewer connections
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.placement = Placement.plan(pin)
@@ -130,12 +136,14 @@ class Room:
     def workers(self) -> list[WorkerHandle]:
         return ([self.sender] if self.sender else []) + self.viewers
 
-    def connect(self, viewers: int, senders: int, concurrency: int) -> None:
+    def connect(self, viewers: int, senders: int, concurrency: int, *, kind: str | None = None) -> None:
+        """`kind`: the viewer workers, "c" or "py" (default: the bench's)."""
         pop = self.bench.pop
         n_workers = max(len(self.servers), -(-viewers // VIEWERS_PER_WORKER)) if viewers else 0
         if senders:
             self.sender = start_worker(self._spec(self.server.port))
-        self.viewers = [start_worker(self._spec(self.servers[i % len(self.servers)].port)) for i in range(n_workers)]
+        start = start_cviewers if (kind or self.bench.viewers) == "c" else start_worker
+        self.viewers = [start(self._spec(self.servers[i % len(self.servers)].port)) for i in range(n_workers)]
         rss0 = self.server.stats.rss_bytes()
         if self.sender:
             reply = self.sender.call("connect", n=senders, tokens=pop.sender_tokens[:senders])

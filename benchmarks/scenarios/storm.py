@@ -56,7 +56,7 @@ def _storm(bench: Bench, name: str, viewers: int, jitter_s: float, warmup_s: flo
         room = Room(bench, target, [a])
         try:
             log(f"storm: {name}: {viewers} viewers on A, {SENDERS} senders on B")
-            room.connect(viewers, 0, 50)
+            room.connect(viewers, 0, 50, kind="py")  # reconnect/rejoined: Python workers only
             sender = start_worker(room._spec(b.port))
             sender.call("connect", n=SENDERS, tokens=bench.pop.sender_tokens[:SENDERS])
             sender.call("start", rate=rate_for(viewers), key_prefix=f"storm.{name}.{time.time_ns()}")
