@@ -10,17 +10,19 @@ Measured from the moment they fall behind: the server's RSS growth (peak - befor
 viewers' gift-to-viewer p50/p99 meanwhile, and when the server let go of the slow ones:
 - for giftcast, whose room snapshot (GET /v1/rooms/{creator}) counts the process's connections,
   the time until every slow viewer has left the room;
-- for every target, when the server stopped sending them events: once every slow viewer has
-  been closed, the send time of the last event any of them got (the senders' shared send-time
-  table), from their drained deliveries (below);
+- for every target, once every slow viewer has been closed, the send time of the last gift any of
+  them got (the senders' shared send-time table), from their drained deliveries (below): after
+  it, nothing reached them (never sent, or discarded with the buffers of an aborted socket);
 - for every target, the time until the server holds none of their TCP connections ESTABLISHED
   any more (/proc/net/tcp: closed or aborted; a close frame queued behind unread data keeps it).
 giftcast drops a slow client by whichever comes first: the cut (4008) when its outbox passes
 GIFTCAST_OUTBOX_LIMIT_BYTES, or its keepalive (a ping every 20 s, 20 s to answer: 1011), the
 ping waiting behind everything already queued; it aborts a client that has not read its close
-frame after the 5 s close timeout. The peers have no send bound; only the Socket.IO heartbeat
-(ping every 25 s, 20 s to answer it) can drop a client. The close codes the slow viewers read
-when they drain (below) say which happened.
+frame after the 5 s close timeout. The peers have no send bound; only a heartbeat can drop a
+client: Socket.IO's (ping every 25 s, 20 s to answer) and, for pysio, uvicorn's WebSocket
+keepalive (20 s, 20 s). The close codes the slow viewers read
+when they drain (below) say which happened, if the close frame reached them before an abort
+("reset": it did not; giftcast logs a warning for every 4008 cut).
 
 Then the senders stop, the slow viewers read freely again to drain what is still buffered for
 them, and their deliveries of the window's gifts are counted: fewer than gifts × slow viewers
@@ -124,7 +126,7 @@ def _one(bench: Bench, name: str, kind: str, viewers: int, rate: float, max_wait
     all_closed = sum(got["closed"].values()) >= len(ports)
     cell["stopped_sending_after_s"] = last_sent / 1e9 - t0 if all_closed and last_sent is not None else None
     log(f"slow: {name} {kind}: {len(ports)} slow of {viewers}; RSS +{cell['rss_growth_mib']:.1f} MiB, fast p99 "
-        f"{cell['fast_p99_ms']} ms, left the room after {left_s}, last event sent to them after "
+        f"{cell['fast_p99_ms']} ms, left the room after {left_s}, last event reached them after "
         f"{cell['stopped_sending_after_s']}, sockets closed after {closed_s} s "
         f"(watched {watched:.0f} s); slow ones got {got['received']}/{cell['slow_expected']}, closes {got['closed']}")
     return cell
@@ -152,7 +154,7 @@ def _closes(closed: dict[str, int]) -> str:
 def run(bench: Bench, *, targets: list[str], viewers: int, rate: float, max_wait_s: float) -> dict[str, Any]:
     cells = [_one(bench, name, kind, viewers, rate, max_wait_s) for name in targets for kind in KINDS]
     head = ["target", "slow ones", "viewers", "slow", "gifts/s", "slow ones read B/s", "RSS growth MiB",
-            "fast p50 ms", "fast p99 ms", "slow ones left the room after s", "last event sent to them after s",
+            "fast p50 ms", "fast p99 ms", "slow ones left the room after s", "last event reached them after s",
             "server closed their sockets after s",
             "slow ones got (events / gifts × slow)", "slow ones' close codes"]
     rows = [[c["target"], c["kind"], str(c["viewers"]), str(c["slow"]), f"{c['rate']:g}", _read_rate(c),
