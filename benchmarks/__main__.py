@@ -63,7 +63,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="git revision whose server/ the giftcast-before targets run (before/after in one run)")
     parser.add_argument("--cluster", type=int, default=0, metavar="N",
                         help="scenario 8: run on a Redis Cluster of N Valkey primaries instead of one Valkey "
-                             "(giftcast targets only; no raw Lua capacity: the gift spans two slots there)")
+                             "(giftcast, the floor and the Node peer; python-socketio's Redis manager has no "
+                             "cluster support; no raw Lua capacity: the gift spans two slots there)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--viewers", choices=("c", "py"), default="c",
                         help="the load generator's viewer workers: c (benchmarks/cgen, default) or py "
@@ -88,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse(argv)
     targets = [t for t in args.targets.split(",") if t]
+    if args.cluster and "pysio" in targets:
+        log("pysio skipped: python-socketio's AsyncRedisManager cannot use a Redis Cluster")
+        targets.remove("pysio")
     scenarios = args.scenarios
     timing = {"runs": args.runs, "warmup_s": args.warmup, "measure_s": args.measure}
     bench = Bench(args.out, pin=not args.no_pin, fsync=args.fsync, before=args.before, cluster=args.cluster,
