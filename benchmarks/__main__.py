@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
             bench.fund(40_000 * args.runs)
             bench.record("throughput", throughput.run(
-                bench, targets=[t for t in targets if t in ("giftcast-before", "giftcast", "pysio", "node")], **timing))
+                bench, targets=[t for t in targets if t in ("giftcast-before", "giftcast", "giftcast-c0", "pysio", "node")], **timing))
         if "fanout" in scenarios:
             from benchmarks.scenarios import fanout
 
