@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.flusher import Flusher
+from server.flusher import CHUNK, Flusher
 from tests.conftest import wait_until
 
 
@@ -69,3 +69,24 @@ async def test_without_a_window_every_flush_runs_on_the_next_tick() -> None:
         flusher.add(_Recorder(str(round_), flushed))
         await asyncio.sleep(0)  # the flush was scheduled before this task's wake-up
         assert flusher.runs == round_ + 1
+
+
+async def test_a_flush_of_many_connections_lets_the_loop_run_between_chunks() -> None:
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def flush(self) -> None:
+            order.append(self.name)
+
+    flusher = Flusher(loop)
+    for i in range(CHUNK + 3):
+        flusher.add(Named(str(i)))
+    loop.call_soon(order.append, "other work")  # e.g. a socket read, queued behind the flush
+    await wait_until(lambda: len(order) == CHUNK + 4)
+    assert order.index("other work") == CHUNK  # after the first chunk, before the rest
+    assert [n for n in order if n != "other work"] == [str(i) for i in range(CHUNK + 3)]
+    assert flusher.runs == 1  # one flush, in two chunks
