@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -41,12 +40,11 @@ from server.pages import routes as page_routes
 from server.payouts_api import routes as payout_routes
 from server.payments import WEBHOOK_PATH, SandboxProvider
 from server.ratelimit import UserBuckets
-from server.redis_runtime import RedisRuntime, cluster_seed_url
+from server.redis_runtime import RedisRuntime
 from server.script_pipe import ScriptPipe
 from server.scripts import Scripts, TimedScript, script_source
 from server.services import Services
 from server.settings import Settings
-from server.slot_pipes import SlotPipedScript
 from server.split_gift import SplitGiftStore, crash_after_debit
 from server.streaks import StreakSweeper
 from server.viewers import ViewerCounter
@@ -69,32 +67,6 @@ def webhook_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}{WEBHOOK_PATH}"
 
 
-def _pipelined(scripts: Scripts, runtime: RedisRuntime, settings: Settings,
-               metrics: Metrics) -> tuple[Scripts, list[ScriptPipe | SlotPipedScript]]:
-    """The gift's scripts on dedicated pipelined connections: `send_gift` on one node
-    (server/script_pipe.py), the split gift's three steps per cluster primary
-    (server/slot_pipes.py). Not with replica waits, whose wrapper sends a script and its WAITAOF
-    on one connection, nor where a pipe cannot connect (TLS, unix sockets)."""
-    if settings.redis_wait_replicas:
-        return scripts, []
-    if not runtime.cluster:
-        pipe = ScriptPipe.for_url(runtime.url or "", script_source("send_gift"))
-        if pipe is None:
-            return scripts, []
-        return dataclasses.replace(scripts, send_gift=TimedScript(pipe, metrics.script_timer("send_gift"))), [pipe]
-    client, seed = runtime.client, cluster_seed_url(settings.redis_url)
-    assert isinstance(client, RedisCluster) and seed is not None
-    routed: dict[str, SlotPipedScript] = {}
-    for name in ("gift_debit", "gift_credit", "gift_complete"):
-        source = script_source(name)
-        piped = SlotPipedScript.for_cluster(client, client.register_script(source), seed, source)
-        if piped is None:
-            return scripts, []
-        routed[name] = piped
-    timed = {name: TimedScript(piped, metrics.script_timer(name)) for name, piped in routed.items()}
-    return dataclasses.replace(scripts, **timed), list(routed.values())
-
-
 def create_app(settings: Settings) -> Starlette:
     catalog = load_catalog(settings.catalog_path)  # a bad catalog stops the server before it listens
 
@@ -104,7 +76,13 @@ def create_app(settings: Settings) -> Starlette:
             client = runtime.client
             metrics = Metrics()
             scripts = Scripts.register(client, observe=metrics.script_timer, wait=ReplicaWait.from_settings(settings))
-            scripts, pipes = _pipelined(scripts, runtime, settings, metrics)
+            # The hot path's script on a dedicated pipelined connection (server/script_pipe.py); not
+            # with replica waits, whose wrapper sends the script and its WAITAOF on one connection.
+            pipe = None
+            if not runtime.cluster and not settings.redis_wait_replicas:
+                pipe = ScriptPipe.for_url(runtime.url or "", script_source("send_gift"))
+            if pipe is not None:
+                scripts = dataclasses.replace(scripts, send_gift=TimedScript(pipe, metrics.script_timer("send_gift")))
             hub = RoomHub(settings, metrics=metrics)
             policy = GiftPolicy.from_settings(settings)
             wallets = WalletStore(client, scripts, idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -161,7 +139,7 @@ def create_app(settings: Settings) -> Starlette:
                 await broker.stop()
                 await hub.aclose()
                 await history.aclose()
-                for pipe in pipes:
+                if pipe is not None:
                     await pipe.aclose()
 
     return Starlette(routes=ALL_ROUTES,
