@@ -24,8 +24,8 @@ Contracts:
   sockets before the next chunk. Connections added meanwhile join the end of the same flush, so
   `delay_s` separates the starts of flushes: under sustained load a flush can run on, and a
   connection be written again before the window has passed (its batch then spans one pass over
-  the others; writing each round's connections only, and the next round after the window, is
-  the stricter alternative, not measured yet).
+  the others). Writing each round's connections only, with the next round after the window, was
+  tried and not kept (benchmarks/RESULTS.md, "Not done").
   Why: writing a room of 5,000 takes ~20 ms of syscalls; done in one callback it held every
   other step of the gift path (a gift frame read, its script reply, its pub/sub message) for
   that long each, and a gift needs several such steps before its own flush.
