@@ -3,7 +3,7 @@
 `start_cviewers(spec)` starts the binary (compiled on first use, and again whenever the source
 is newer) with the same spec as `loadgen.start_worker` and returns a `CViewerHandle`: the same
 `.call`, `.send`, `.reply`, `.stop` and `.pid` as `WorkerHandle`, and the same reply dicts for the
-viewer commands connect, mark, collect, received, stall, close. It holds viewers only: senders
+viewer commands connect, mark, collect, received, await, stall, close. It holds viewers only: senders
 and the storm's reconnect/rejoined stay in the Python worker.
 
 Commands go to the binary's stdin as one line of space-separated words; it answers each with
@@ -56,6 +56,8 @@ def _line(cmd: str, args: dict[str, Any], room: str) -> bytes:
                   args.get("rcvbuf", 0), len(tokens), *tokens, len(rooms), *(",".join(g) for g in rooms)]
     elif cmd == "received":
         words += [args["lo"], args["hi"]]
+    elif cmd == "await":
+        words += [args["lo"], args["hi"], args["n"], int(args.get("within_s", 15.0) * 1000)]
     elif args:
         raise ValueError(f"the C viewer worker takes no arguments for {cmd!r}: {args}")
     text = " ".join(str(w) for w in words)

@@ -17,6 +17,7 @@ CLOCK_MONOTONIC (time.monotonic_ns), one clock for every process on the machine.
 
 Commands (each answers a dict): connect, start, mark (open a measurement window), collect
 (the window's numbers), stop (stop sending), received (deliveries of a seq range, for loss),
+await (answer once n events of a seq range have arrived: a test waits on the event, not a poll),
 stall (stop reading), throttle (read at a fraction of the rate the server sends), unthrottle
 (read freely again), ports (the connections' local TCP ports), reconnect (from now on, a closed connection
 comes back after a random delay and rejoins with `since`: the reconnect storm), rejoined (how
@@ -91,6 +92,7 @@ class _Worker:
         self.times = SendTimes(Path(spec["shm_path"]), spec["shm_cap"])
         self.conns: list[WsConn] = []
         self.counts: dict[int, int] = {}  # seq → deliveries to this worker's connections
+        self.awaiting: list[Any] | None = None  # `await`: [lo, hi, events still to come, future]
         self.close_codes: Counter[int | None] = Counter()
         self.pending: list[tuple[int, int]] = []
         self.dropped_pending = 0
@@ -124,6 +126,8 @@ class _Worker:
     def event(self, seq: int, now: int) -> None:
         counts = self.counts
         counts[seq] = counts.get(seq, 0) + 1
+        if self.awaiting is not None:
+            self._count_awaited(seq)
         if self.measuring:
             self.delivered += 1
             sent = self.times.get(seq)
@@ -138,6 +142,15 @@ class _Worker:
     def seen(self, seq: int) -> None:
         """A room event that is not a gift: counted (loss, exactly once), no latency."""
         self.counts[seq] = self.counts.get(seq, 0) + 1
+        if self.awaiting is not None:
+            self._count_awaited(seq)
+
+    def _count_awaited(self, seq: int) -> None:
+        lo, hi, left, future = self.awaiting  # type: ignore[misc]
+        if lo <= seq <= hi:
+            self.awaiting[2] = left - 1  # type: ignore[index]
+            if left <= 1 and not future.done():
+                future.set_result(None)
 
     def ack(self, conn: WsConn, request_id: int, seq: int, now: int) -> None:
         sent = conn.inflight.pop(request_id, None)
@@ -353,6 +366,22 @@ class _Worker:
                 "max_per_seq": max(per_seq, default=0),
                 "last": counts.get(hi, 0), "conns": len(self.conns), "closed": dict(self.close_codes),
                 "max_seq": max(counts, default=None)}
+
+    async def cmd_await(self, lo: int, hi: int, n: int, within_s: float = 15.0) -> dict[str, Any]:
+        """Answer once this worker's connections have received `n` room events with seqs lo..hi,
+        counted as they arrive; after `within_s` with met False."""
+        left = n - sum(self.counts.get(s, 0) for s in range(lo, hi + 1))
+        met = left <= 0
+        if not met:
+            future = asyncio.get_running_loop().create_future()
+            self.awaiting = [lo, hi, left, future]
+            try:
+                await asyncio.wait_for(future, within_s)
+                met = True
+            except TimeoutError:
+                pass
+            left, self.awaiting = self.awaiting[2], None
+        return {"met": met, "received": n - max(left, 0)}
 
     async def cmd_stall(self) -> dict[str, Any]:
         """Stop reading on every connection of this worker (stalled clients)."""

@@ -9,7 +9,7 @@ exercised by the benchmark runs, not here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,6 @@ from benchmarks.targets import TARGETS
 
 C_VIEWERS, PY_VIEWERS, SENDERS = 6, 3, 2
 ALL_SEQS = (0, 100_000)
-
-
-def _poll(predicate: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +46,15 @@ def _gifting(bench: Bench, target: str) -> dict[str, Any]:
         assert py_worker.call("connect", n=PY_VIEWERS, tokens=bench.pop.viewer_tokens)["ok"] == PY_VIEWERS
         room.broadcast("mark")
         room.sender.call("start", rate=200, key_prefix=f"cv.{target}.{time.time_ns()}")
-        _poll(lambda: c_worker.call("received", lo=ALL_SEQS[0], hi=ALL_SEQS[1])["received"] >= 30 * C_VIEWERS)
+        assert c_worker.call("await", lo=ALL_SEQS[0], hi=ALL_SEQS[1], n=30 * C_VIEWERS)["met"]
         room.sender.call("stop")
         sender, c_window, py_window = room.broadcast("collect")
         lo, hi = sender["seq_lo"], sender["seq_hi"]
-        _poll(lambda: room.received(lo, hi)[1] == room.members + PY_VIEWERS)
+        # Drained: the window's last gift has reached every connection of every worker.
+        members = ((room.sender, SENDERS), (c_worker, C_VIEWERS), (py_worker, PY_VIEWERS))
+        for worker, conns in members:
+            worker.send("await", lo=hi, hi=hi, n=conns)
+        assert all(worker.reply()["met"] for worker, _ in members)
         return {"gifts": hi - lo + 1, "c_window": c_window, "py_window": py_window,
                 "c": c_worker.call("received", lo=lo, hi=hi), "py": py_worker.call("received", lo=lo, hi=hi)}
 
@@ -113,6 +109,15 @@ def test_c_viewer_worker_answers_an_unknown_command_with_an_error(bench: Bench) 
         try:
             with pytest.raises(RuntimeError, match="unknown command"):
                 worker.call("start")
+        finally:
+            worker.stop()
+
+
+def test_an_await_for_events_that_never_come_answers_not_met_at_its_timeout(bench: Bench) -> None:
+    with bench.room(TARGETS["giftcast"], 0, 0) as room:
+        worker: CViewerHandle = start_cviewers(room._spec(room.server.port))
+        try:
+            assert worker.call("await", lo=5, hi=5, n=1, within_s=0.1) == {"met": False, "received": 0}
         finally:
             worker.stop()
 

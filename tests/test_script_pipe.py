@@ -73,9 +73,11 @@ class SilentPeer:
 
     def __init__(self) -> None:
         self.connections: list[asyncio.StreamWriter] = []
+        self.connected = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections.append(writer)
+        self.connected.set()
         await reader.read(1024)  # CLIENT SETNAME
         writer.write(b"+OK\r\n")
         while await reader.read(65536):
@@ -101,8 +103,7 @@ async def test_calls_in_flight_fail_with_a_connection_error_when_the_connection_
     pipe, peer = silent_pipe
     calls = [asyncio.ensure_future(pipe(keys=["n"], args=[str(i)])) for i in range(3)]
     async with asyncio.timeout(5):
-        while not peer.connections:
-            await asyncio.sleep(0.01)
+        await peer.connected.wait()
         peer.connections[0].close()
         results = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(result, RedisConnectionError) for result in results)

@@ -15,6 +15,8 @@
      mark                                          → {}  (opens a measurement window)
      collect                                       → {"wall_s","cpu_s","delivered","hist",...}
      received LO HI                                → {"received","min_per_seq","max_per_seq",...}
+     await LO HI N TIMEOUT_MS                      → {"met","received"} once N room events with seqs
+             LO..HI have arrived (counted as they come), or at the timeout with met false
      stall                                         → {"stalled"}  (stop reading every connection)
      close                                         → {}
      exit (or EOF)                                 → exits
@@ -165,6 +167,15 @@ static void hist_add(long long us) {
     if (us > hist_max) hist_max = us;
 }
 
+static int awaiting;  /* an `await` is answered when await_left reaches 0 or at await_deadline */
+static long long await_lo, await_hi, await_n, await_left, await_deadline;
+
+static void answer_await(int met) {
+    awaiting = 0;
+    put("{\"met\":%s,\"received\":%lld}", met ? "true" : "false", await_n - await_left);
+    reply();
+}
+
 static void seen(long long seq) {  /* any room event: counted for loss and exactly-once */
     if (seq < 0 || seq >= MAX_SEQ) { tally(errors, "seq_out_of_range", 16); return; }
     if (seq >= counts_cap) {
@@ -176,6 +187,7 @@ static void seen(long long seq) {  /* any room event: counted for loss and exact
         counts_cap = cap;
     }
     counts[seq]++;
+    if (awaiting && seq >= await_lo && seq <= await_hi && --await_left <= 0) answer_await(1);
 }
 
 static void gift_event(long long seq, long long now) {
@@ -643,6 +655,17 @@ static void command(char *line) {
         long long lo, hi;
         if (sscanf(args, "%lld %lld", &lo, &hi) != 2) { put("{\"error\":\"received LO HI\"}"); reply(); return; }
         cmd_received(lo, hi); return;
+    } else if (!strcmp(line, "await")) {
+        long long ms;
+        if (sscanf(args, "%lld %lld %lld %lld", &await_lo, &await_hi, &await_n, &ms) != 4) {
+            put("{\"error\":\"await LO HI N TIMEOUT_MS\"}"); reply(); return;
+        }
+        await_left = await_n;
+        for (long long s = await_lo < 0 ? 0 : await_lo; s <= await_hi && s < counts_cap; s++) await_left -= counts[s];
+        await_deadline = now_ns() + ms * 1000000LL;
+        awaiting = 1;
+        if (await_left <= 0) answer_await(1);
+        return;  /* answered when met or timed out */
     } else if (!strcmp(line, "stall")) {
         for (int i = 0; i < nconns; i++)
             if (conns[i].state == ST_READY) epoll_ctl(ep, EPOLL_CTL_DEL, conns[i].fd, NULL);
@@ -667,6 +690,7 @@ static void on_stdin(void) {
 
 static void tick(long long now) {  /* every ~20 ms: latencies waiting for acks, connect timeouts */
     resolve_pending();
+    if (awaiting && now > await_deadline) answer_await(0);
     if (collecting && (!npending || now > collect_deadline)) finish_collect();
     if (connecting)
         for (int i = 0; i < nconns; i++)
